@@ -1,0 +1,47 @@
+# Thin wrapper: the build is CMake's, the package list is scripts/install-deps.sh's.
+#   make run   install missing packages, build, run the daemon (reads .env if present)
+#   make test  install missing packages, build (ASan+UBSan), run every test
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD := build/release
+TBUILD := build/test
+
+.PHONY: all deps test-deps build build-test run test unit integration clean format
+
+all: build
+
+deps:
+	@scripts/install-deps.sh all
+
+test-deps:
+	@scripts/install-deps.sh test
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVA_TESTS=OFF
+
+$(TBUILD)/CMakeCache.txt:
+	cmake -S . -B $(TBUILD) -DCMAKE_BUILD_TYPE=Debug -DVA_SANITIZE=ON -DVA_WERROR=ON
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-test: test-deps $(TBUILD)/CMakeCache.txt
+	cmake --build $(TBUILD) -j $(JOBS)
+
+run: build
+	exec $(BUILD)/voice-agent
+
+test: deps build build-test
+	cd $(TBUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+unit: build-test
+	cd $(TBUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+
+integration: build-test
+	cd $(TBUILD) && ctest --output-on-failure -j $(JOBS) -L integration
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'include/*.h' 'tests/*.c')
+
+clean:
+	rm -rf build

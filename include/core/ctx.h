@@ -1,0 +1,35 @@
+/* include/core/ctx.h: the daemon context, the one home of mutable state.
+ *
+ * Made in main(), passed to every module; nothing else is writable at file scope. */
+#ifndef VA_CORE_CTX_H
+#define VA_CORE_CTX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "http/ratelimit.h"
+
+struct va_http_server;
+
+enum va_run_state {
+    VA_RUNNING,
+    VA_DRAINING, /* no new calls; probes still answered; waiting for active work */
+    VA_STOPPING, /* closing handles */
+};
+
+struct va_ctx {
+    uv_loop_t *loop;
+    const struct va_cfg *cfg;
+    struct va_log *log;
+    enum va_run_state state;
+    uint64_t start_ms; /* uv_now() at start, for uptime */
+    uint32_t active_calls;
+    struct va_http_server *http;
+    struct va_rl answer_rl; /* /twilio/answer, per client */
+};
+
+#endif

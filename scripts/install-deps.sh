@@ -1,0 +1,57 @@
+#!/bin/sh
+# Installs the Debian packages voice-agent needs, and only those.
+#   scripts/install-deps.sh [all|build|runtime|test]   (default: all)
+# build   : compilers, headers and sources to build the daemon
+# runtime : shared libraries the daemon loads, CA certificates
+# test    : build + what the test suite runs (curl, Node.js, the npm test deps)
+# Idempotent: asks dpkg first and runs apt-get only for what is missing.
+set -eu
+
+mode=${1:-all}
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+build_pkgs="build-essential cmake pkg-config node-llhttp libuv1-dev libcjson-dev libssl-dev
+  libwebsockets-dev libwslay-dev libspeexdsp-dev libcurl4-openssl-dev"
+runtime_pkgs="libuv1 libcjson1 libssl3 libwebsockets17 libwebsockets-evlib-uv libwslay1
+  libspeexdsp1 libcurl4 ca-certificates"
+test_pkgs="libcmocka-dev curl procps"
+
+case "$mode" in
+build) want="$build_pkgs" ;;
+runtime) want="$runtime_pkgs" ;;
+test) want="$build_pkgs $test_pkgs" ;;
+all) want="$build_pkgs $runtime_pkgs $test_pkgs" ;;
+*) echo "usage: $0 [all|build|runtime|test]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+# Node.js runs the test helpers; a machine may already carry its own build of it.
+if [ "$mode" = test ] || [ "$mode" = all ]; then
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
+
+if [ -n "$missing" ]; then
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || { echo "install-deps: need root or sudo for:$missing" >&2; exit 1; }
+        sudo=sudo
+    fi
+    echo "install-deps: installing$missing"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # shellcheck disable=SC2086
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+fi
+
+if [ "$mode" = test ] || [ "$mode" = all ]; then
+    nm="$here/tests/node"
+    if [ ! -d "$nm/node_modules" ] || [ "$nm/package-lock.json" -nt "$nm/node_modules/.package-lock.json" ]; then
+        echo "install-deps: npm ci in tests/node"
+        (cd "$nm" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+fi

@@ -1,0 +1,84 @@
+/* src/core/json.c: JSON string escaping. */
+#include "core/json.h"
+
+#include <stdint.h>
+
+#include "core/err.h"
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
+static size_t json_utf8_len(const unsigned char *p, size_t avail)
+{
+    unsigned char c = p[0];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (avail < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    /* overlong forms, surrogates and values past U+10FFFF are not UTF-8 */
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+int va_json_str(struct va_buf *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t start = out->len;
+    int err = va_buf_append_char(out, '"');
+    for (size_t i = 0; !err && i < len;) {
+        unsigned char c = p[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            err = va_buf_append(out, esc, 2);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            if (c == '\n')
+                err = va_buf_append(out, "\\n", 2);
+            else if (c == '\r')
+                err = va_buf_append(out, "\\r", 2);
+            else if (c == '\t')
+                err = va_buf_append(out, "\\t", 2);
+            else
+                err = va_buf_append(out, esc, 6);
+            i++;
+        } else {
+            size_t n = json_utf8_len(p + i, len - i);
+            if (n == 0) {
+                err = va_buf_append(out, "\\ufffd", 6);
+                i++;
+            } else {
+                err = va_buf_append(out, p + i, n);
+                i += n;
+            }
+        }
+    }
+    if (!err)
+        err = va_buf_append_char(out, '"');
+    if (err) {
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+    }
+    return err;
+}

@@ -1,0 +1,134 @@
+/* src/http/routes.c: route table of the public listener, /health and /ready. */
+#include "http/routes.h"
+
+#include <string.h>
+
+#include "core/ctx.h"
+#include "core/json.h"
+#include "http/server.h"
+#include "twilio/answer.h"
+
+struct route {
+    const char *path;
+    const char *method; /* the one method served */
+    void (*handle)(struct va_ctx *ctx, struct va_http_conn *c, const struct va_http_req *req);
+};
+
+static void routes_health(struct va_ctx *ctx, struct va_http_conn *c, const struct va_http_req *req)
+{
+    (void)req;
+    struct va_buf b;
+    va_buf_init(&b, 256);
+    uint64_t up = (uv_now(ctx->loop) - ctx->start_ms) / 1000;
+    va_buf_printf(&b, "{\"ok\":true,\"version\":\"%s\",\"uptime\":%llu}", VA_VERSION,
+                  (unsigned long long)up);
+    va_http_respond(c, 200, "application/json", NULL, b.data, b.len);
+    va_buf_deinit(&b);
+}
+
+static void routes_ready(struct va_ctx *ctx, struct va_http_conn *c, const struct va_http_req *req)
+{
+    (void)req;
+    struct va_buf b;
+    va_buf_init(&b, 4096);
+    int status = va_ready_report(ctx, &b);
+    va_http_respond(c, status, "application/json", NULL, b.data, b.len);
+    va_buf_deinit(&b);
+}
+
+static const struct route routes[] = {
+    {"/health", "GET", routes_health},
+    {"/ready", "GET", routes_ready},
+    {"/twilio/answer", "POST", tw_answer_handle},
+};
+
+void va_routes_handle(void *ud, struct va_http_conn *c, const struct va_http_req *req)
+{
+    struct va_ctx *ctx = ud;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const struct route *r = &routes[i];
+        if (strlen(r->path) != req->path_len || memcmp(r->path, req->path, req->path_len) != 0)
+            continue;
+        if (strcmp(r->method, req->method) != 0) {
+            char allow[64];
+            snprintf(allow, sizeof(allow), "Allow: %s\r\n", r->method);
+            va_http_respond_error(c, 405, "method_not_allowed", "method not allowed on this route",
+                                  allow);
+            return;
+        }
+        r->handle(ctx, c, req);
+        return;
+    }
+    va_http_respond_error(c, 404, "not_found", "no such route", NULL);
+}
+
+/* Appends a JSON array of the strings in list[0, n). */
+static void ready_list(struct va_buf *b, const char *key, const char *const *list, size_t n)
+{
+    va_buf_printf(b, ",\"%s\":[", key);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            va_buf_append_char(b, ',');
+        va_json_str(b, list[i], strlen(list[i]));
+    }
+    va_buf_append_char(b, ']');
+}
+
+/* What stops calls: the /ready 503 reasons, and why a call gets the apology. */
+static size_t ready_blockers(const struct va_ctx *ctx, const char **reasons)
+{
+    const struct va_cfg *cfg = ctx->cfg;
+    size_t n = 0;
+    if (!cfg->enabled)
+        reasons[n++] = "disabled";
+    if (ctx->state != VA_RUNNING)
+        reasons[n++] = "draining";
+    if (!cfg->openai_api_key)
+        reasons[n++] = "OPENAI_API_KEY missing";
+    if (!cfg->public_ws_url)
+        reasons[n++] = "PUBLIC_WS_URL missing";
+    return n;
+}
+
+int va_ready_report(const struct va_ctx *ctx, struct va_buf *out)
+{
+    const struct va_cfg *cfg = ctx->cfg;
+    const char *reasons[8];
+    const char *degraded[8];
+    size_t nd = 0;
+    /* Only what stops calls makes us unready; the rest degrades and is listed. */
+    size_t nr = ready_blockers(ctx, reasons);
+
+    if (!cfg->twilio_auth_token)
+        degraded[nd++] = "TWILIO_AUTH_TOKEN missing: Twilio signatures are not checked";
+    if (!cfg->mcp_enabled)
+        degraded[nd++] = "mcp disabled";
+    if (!cfg->storage_enabled)
+        degraded[nd++] = "storage disabled";
+    else if (!cfg->supabase_url)
+        degraded[nd++] = "storage: SUPABASE_URL missing";
+    else if (!cfg->supabase_service_role_key)
+        degraded[nd++] = "storage: SUPABASE_SERVICE_ROLE_KEY missing";
+
+    va_buf_append_str(out, nr ? "{\"ready\":false" : "{\"ready\":true");
+    if (nr)
+        ready_list(out, "reasons", reasons, nr);
+    if (nd)
+        ready_list(out, "degraded", degraded, nd);
+    va_buf_append_char(out, '}');
+    return nr ? 503 : 200;
+}
+
+int va_calls_accepting(const struct va_ctx *ctx, const char **why)
+{
+    const char *reasons[8];
+    if (ready_blockers(ctx, reasons)) {
+        *why = reasons[0];
+        return 0;
+    }
+    if (ctx->active_calls >= ctx->cfg->max_calls) {
+        *why = "at MAX_CALLS";
+        return 0;
+    }
+    return 1;
+}

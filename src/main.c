@@ -1,0 +1,254 @@
+/* src/main.c: voice-agent entry point: configuration, the loop, signals, the drain. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/ctx.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "http/routes.h"
+#include "http/server.h"
+
+#define MAIN_RL_SLOTS 4096
+#define MAIN_DRAIN_POLL_MS 50
+
+struct main_state {
+    struct va_ctx ctx;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t drain_poll, drain_deadline;
+    bool timers_open;
+    int exit_code;
+};
+
+static void main_usage(FILE *out)
+{
+    fputs("usage: voice-agent [--env-file PATH] [--version] [--print-config-table]\n"
+          "                   [--print-env-example]\n"
+          "Reads its configuration from the environment and from PATH (default .env,\n"
+          "optional); the environment wins. See README.md for every variable.\n",
+          out);
+}
+
+static void main_on_closed_handle(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void main_on_http_closed(void *ud)
+{
+    struct va_ctx *ctx = ud;
+    ctx->http = NULL;
+}
+
+/* Everything has finished or the deadline passed: close every handle so uv_run returns. */
+static void main_stop(struct main_state *m)
+{
+    struct va_ctx *ctx = &m->ctx;
+    if (ctx->state == VA_STOPPING)
+        return;
+    ctx->state = VA_STOPPING;
+    va_log_info(ctx->log, "main", "stopping",
+                VA_LINT("busy", ctx->http ? va_http_server_busy(ctx->http) : 0),
+                VA_LINT("activeCalls", ctx->active_calls));
+    if (ctx->http)
+        va_http_server_close(ctx->http);
+    uv_close((uv_handle_t *)&m->sigterm, main_on_closed_handle);
+    uv_close((uv_handle_t *)&m->sigint, main_on_closed_handle);
+    uv_close((uv_handle_t *)&m->drain_poll, main_on_closed_handle);
+    uv_close((uv_handle_t *)&m->drain_deadline, main_on_closed_handle);
+}
+
+static bool main_work_left(const struct main_state *m)
+{
+    return m->ctx.active_calls > 0 || (m->ctx.http && va_http_server_busy(m->ctx.http) > 0);
+}
+
+static void main_on_drain_poll(uv_timer_t *t)
+{
+    struct main_state *m = t->data;
+    if (!main_work_left(m))
+        main_stop(m);
+}
+
+static void main_on_drain_deadline(uv_timer_t *t)
+{
+    struct main_state *m = t->data;
+    va_log_warn(m->ctx.log, "main", "drain deadline reached",
+                VA_LINT("timeoutS", m->ctx.cfg->drain_timeout_s),
+                VA_LINT("activeCalls", m->ctx.active_calls),
+                VA_LINT("busy", m->ctx.http ? va_http_server_busy(m->ctx.http) : 0));
+    main_stop(m);
+}
+
+static void main_on_signal(uv_signal_t *s, int signum)
+{
+    struct main_state *m = s->data;
+    struct va_ctx *ctx = &m->ctx;
+    if (ctx->state != VA_RUNNING) {
+        va_log_warn(ctx->log, "main", "second signal: exiting now", VA_LINT("signal", signum));
+        _exit(1);
+    }
+    ctx->state = VA_DRAINING;
+    va_log_info(ctx->log, "main", "draining", VA_LINT("signal", signum),
+                VA_LINT("timeoutS", ctx->cfg->drain_timeout_s));
+    if (ctx->http)
+        va_http_server_drain(ctx->http);
+    if (!main_work_left(m)) {
+        main_stop(m);
+        return;
+    }
+    uv_timer_start(&m->drain_poll, main_on_drain_poll, MAIN_DRAIN_POLL_MS, MAIN_DRAIN_POLL_MS);
+    uv_timer_start(&m->drain_deadline, main_on_drain_deadline,
+                   (uint64_t)ctx->cfg->drain_timeout_s * 1000, 0);
+}
+
+/* Only logs what is left: closing handles we did not create (lws's) would abort. */
+static void main_walk_leftover(uv_handle_t *h, void *arg)
+{
+    struct va_log *log = arg;
+    va_log_error(log, "main", "handle left open at exit",
+                 VA_LSTR("type", uv_handle_type_name(h->type)));
+}
+
+static int main_run(const struct va_cfg *cfg, struct va_log *log)
+{
+    struct main_state m;
+    memset(&m, 0, sizeof(m));
+    uv_loop_t loop;
+    int err = uv_loop_init(&loop);
+    if (err)
+        return err;
+    struct va_ctx *ctx = &m.ctx;
+    ctx->loop = &loop;
+    ctx->cfg = cfg;
+    ctx->log = log;
+    ctx->state = VA_RUNNING;
+    ctx->start_ms = uv_now(&loop);
+    err =
+        va_rl_init(&ctx->answer_rl, cfg->rate_limit_per_min, cfg->rate_limit_burst, MAIN_RL_SLOTS);
+    if (err) {
+        uv_loop_close(&loop);
+        return err;
+    }
+
+    struct va_http_server_cfg hcfg = {
+        .host = cfg->host,
+        .port = cfg->port,
+        .max_connections = cfg->http_max_connections,
+        .max_header_bytes = cfg->http_max_header_bytes,
+        .max_body_bytes = cfg->http_max_body_bytes,
+        .request_timeout_ms = cfg->http_request_timeout_ms,
+        .idle_timeout_ms = cfg->http_idle_timeout_ms,
+        .trust_proxy = cfg->trust_proxy,
+        .trust_proxy_len = cfg->trust_proxy_len,
+    };
+    struct va_http_server_cb hcb = {.on_request = va_routes_handle,
+                                    .on_closed = main_on_http_closed};
+    err = va_http_server_open(&ctx->http, &loop, log, &hcfg, &hcb, ctx);
+    if (err) {
+        va_log_error(log, "main", "cannot listen", VA_LSTR("host", cfg->host),
+                     VA_LINT("port", cfg->port), VA_LSTR("reason", uv_strerror(err)));
+        uv_run(&loop, UV_RUN_DEFAULT); /* lets the failed listener close */
+        va_rl_deinit(&ctx->answer_rl);
+        uv_loop_close(&loop);
+        return err;
+    }
+    uv_signal_init(&loop, &m.sigterm);
+    uv_signal_init(&loop, &m.sigint);
+    uv_timer_init(&loop, &m.drain_poll);
+    uv_timer_init(&loop, &m.drain_deadline);
+    m.sigterm.data = m.sigint.data = m.drain_poll.data = m.drain_deadline.data = &m;
+    uv_signal_start(&m.sigterm, main_on_signal, SIGTERM);
+    uv_signal_start(&m.sigint, main_on_signal, SIGINT);
+
+    va_log_info(log, "main", "listening", VA_LSTR("host", cfg->host),
+                VA_LINT("port", va_http_server_port(ctx->http)), VA_LSTR("version", VA_VERSION),
+                VA_LBOOL("enabled", cfg->enabled), VA_LBOOL("duplex", cfg->duplex_enabled),
+                VA_LBOOL("mcp", cfg->mcp_enabled), VA_LBOOL("storage", cfg->storage_enabled),
+                VA_LBOOL("signatures", cfg->twilio_auth_token != NULL));
+    va_log_debug(
+        log, "config", "effective configuration", VA_LSTR("realtimeUrl", cfg->openai_realtime_url),
+        VA_LSTR("model", cfg->openai_realtime_model), VA_LSTR("voice", cfg->openai_realtime_voice),
+        VA_LSTR("publicWsUrl", cfg->public_ws_url), VA_LSTR("publicBaseUrl", cfg->public_base_url),
+        VA_LINT("maxCalls", cfg->max_calls), VA_LINT("drainTimeoutS", cfg->drain_timeout_s),
+        VA_LINT("rateLimitPerMin", cfg->rate_limit_per_min),
+        VA_LINT("rateLimitBurst", cfg->rate_limit_burst),
+        VA_LINT("trustedProxyRanges", cfg->trust_proxy_len));
+    if (!cfg->twilio_auth_token)
+        va_log_warn(log, "main", "TWILIO_AUTH_TOKEN unset: Twilio signatures are not checked");
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    va_rl_deinit(&ctx->answer_rl);
+    err = uv_loop_close(&loop);
+    if (err) {
+        uv_walk(&loop, main_walk_leftover, log);
+        va_log_error(log, "main", "loop not empty at exit", VA_LSTR("reason", uv_strerror(err)));
+        return err;
+    }
+    va_log_info(log, "main", "stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *env_file = ".env";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--env-file") == 0 && i + 1 < argc) {
+            env_file = argv[++i];
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("voice-agent %s\n", VA_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--print-config-table") == 0) {
+            return va_cfg_print_table(stdout) ? 1 : 0;
+        } else if (strcmp(argv[i], "--print-env-example") == 0) {
+            return va_cfg_print_example(stdout) ? 1 : 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            main_usage(stdout);
+            return 0;
+        } else {
+            main_usage(stderr);
+            return 2;
+        }
+    }
+
+    /* libuv's plain writev to a dead peer would otherwise kill us */
+    signal(SIGPIPE, SIG_IGN);
+
+    struct va_log log;
+    va_log_init(&log, STDOUT_FILENO, VA_LOG_INFO);
+    struct va_env env;
+    va_env_init(&env);
+    char msg[512];
+    int err = va_env_load_file(&env, env_file, msg, sizeof(msg));
+    if (err) {
+        va_log_error(&log, "config", "cannot read env file", VA_LSTR("file", env_file),
+                     VA_LSTR("reason", err == VA_EINVAL ? msg : va_strerror(err)));
+        va_env_deinit(&env);
+        va_log_deinit(&log);
+        return 2;
+    }
+    struct va_cfg cfg;
+    err = va_cfg_load(&cfg, va_env_lookup, &env, msg, sizeof(msg));
+    va_env_deinit(&env);
+    if (err) {
+        va_log_error(&log, "config", "invalid configuration", VA_LSTR("reason", msg));
+        va_log_deinit(&log);
+        return 2;
+    }
+    log.level = cfg.log_level;
+    const char *secrets[] = {cfg.openai_api_key, cfg.twilio_auth_token,
+                             cfg.supabase_service_role_key, cfg.mcp_auth_token};
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+        va_log_add_secret(&log, secrets[i]);
+
+    err = main_run(&cfg, &log);
+    va_cfg_deinit(&cfg);
+    va_log_deinit(&log);
+    return err ? 1 : 0;
+}

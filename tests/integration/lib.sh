@@ -1,0 +1,126 @@
+# tests/integration/lib.sh: start the real daemon on an ephemeral loopback port, assert.
+# Sourced by test_*.sh; ctest sets VA_BIN (the daemon) and VA_ROOT (the source tree).
+set -u
+
+: "${VA_BIN:?VA_BIN must point at the voice-agent binary}"
+: "${VA_ROOT:=$(cd "$(dirname "$0")/../.." && pwd)}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/va-it.XXXXXX")
+VA_PID=""
+VA_PORT=""
+VA_LOG="$T/daemon.log"
+FAILS=0
+CHECKS=0
+
+cleanup() {
+    if [ -n "$VA_PID" ] && kill -0 "$VA_PID" 2>/dev/null; then
+        kill -KILL "$VA_PID" 2>/dev/null
+    fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    FAILS=$((FAILS + 1))
+}
+ok() {
+    CHECKS=$((CHECKS + 1))
+}
+assert_eq() { # expected actual what
+    if [ "$1" = "$2" ]; then ok; else fail "$3: expected [$1] got [$2]"; fi
+}
+assert_contains() { # haystack needle what
+    case "$1" in *"$2"*) ok ;; *) fail "$3: [$2] not in [$1]" ;; esac
+}
+assert_not_contains() {
+    case "$1" in *"$2"*) fail "$3: [$2] unexpectedly in [$1]" ;; *) ok ;; esac
+}
+finish() {
+    if [ -n "$VA_PID" ]; then va_stop; fi
+    if [ "$FAILS" -ne 0 ]; then
+        echo "$(basename "$0"): $FAILS of $((CHECKS + FAILS)) checks failed" >&2
+        echo "--- daemon log tail ---" >&2
+        tail -n 40 "$VA_LOG" >&2 2>/dev/null
+        exit 1
+    fi
+    echo "$(basename "$0"): $CHECKS checks passed"
+    exit 0
+}
+
+# va_start [VAR=value ...]: a clean environment (only what the test passes), PORT=0,
+# HOST=127.0.0.1, no .env; waits for the "listening" line and sets VA_PORT.
+va_start() {
+    : >"$VA_LOG"
+    env -i PATH="$PATH" HOME="$T" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
+        UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+        HOST=127.0.0.1 PORT=0 "$@" \
+        "$VA_BIN" --env-file "$T/no.env" >>"$VA_LOG" 2>&1 &
+    VA_PID=$!
+    for _ in $(seq 1 200); do
+        VA_PORT=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
+        [ -n "$VA_PORT" ] && break
+        if ! kill -0 "$VA_PID" 2>/dev/null; then
+            echo "daemon exited during start:" >&2
+            cat "$VA_LOG" >&2
+            VA_PID=""
+            exit 1
+        fi
+        sleep 0.05
+    done
+    [ -n "$VA_PORT" ] || { echo "daemon did not report its port" >&2; cat "$VA_LOG" >&2; exit 1; }
+    BASE="http://127.0.0.1:$VA_PORT"
+}
+
+# va_stop: SIGTERM, expect exit 0 and no sanitizer report.
+va_stop() {
+    kill -TERM "$VA_PID" 2>/dev/null
+    wait "$VA_PID"
+    local rc=$?
+    VA_PID=""
+    assert_eq 0 "$rc" "daemon exit code after SIGTERM"
+    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$VA_LOG"; then
+        fail "sanitizer report in daemon output"
+        grep -E -A20 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$VA_LOG" | head -40 >&2
+    else
+        ok
+    fi
+    if ! grep -q '"msg":"stopped"' "$VA_LOG"; then fail "no clean stop (loop not empty?)"; else ok; fi
+    check_log_json
+}
+
+# Every line the daemon printed is one JSON object with ts (UTC, ms), level and msg.
+check_log_json() {
+    local bad
+    bad=$(node -e '
+const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean);
+let bad = [];
+for (const l of lines) {
+  try { const o = JSON.parse(l);
+        if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(o.ts) || !o.level || !o.msg) bad.push(l); }
+  catch (e) { bad.push(l); }
+}
+console.log(bad.slice(0, 3).join("\n"));' "$VA_LOG")
+    if [ -n "$bad" ]; then fail "log lines that are not JSON with ts/level/msg: $bad"; else ok; fi
+}
+
+# http METHOD PATH [curl args...]: sets CODE, BODY (and HEADERS in $T/h).
+http() {
+    local method=$1 path=$2
+    shift 2
+    CODE=$(curl -s -o "$T/body" -D "$T/h" -w '%{http_code}' -X "$method" "$@" "$BASE$path")
+    BODY=$(cat "$T/body")
+    HEADERS=$(tr -d '\r' <"$T/h")
+}
+
+# raw DATA [wait_s]: writes DATA (printf format already applied by caller) on a fresh
+# connection, reads until the server closes or wait_s passes; sets RAW.
+raw() {
+    local data=$1 wait_s=${2:-3}
+    RAW=$(exec 3<>"/dev/tcp/127.0.0.1/$VA_PORT"
+        printf '%s' "$data" >&3
+        timeout "$wait_s" cat <&3 | tr -d '\r'
+        exec 3<&-)
+}
+
+log_has() { grep -c -- "$1" "$VA_LOG"; }
