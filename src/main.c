@@ -13,6 +13,8 @@
 #include "core/log.h"
 #include "http/routes.h"
 #include "http/server.h"
+#include "http/ws.h"
+#include "twilio/stream.h"
 
 #define MAIN_RL_SLOTS 4096
 #define MAIN_DRAIN_POLL_MS 50
@@ -57,6 +59,8 @@ static void main_stop(struct main_state *m)
                 VA_LINT("activeCalls", ctx->active_calls));
     if (ctx->http)
         va_http_server_close(ctx->http);
+    /* Twilio plays the <Say> after </Connect> to callers still on the line */
+    tw_hub_close_all(ctx->twilio, VA_WS_GOING_AWAY, "server shutting down");
     uv_close((uv_handle_t *)&m->sigterm, main_on_closed_handle);
     uv_close((uv_handle_t *)&m->sigint, main_on_closed_handle);
     uv_close((uv_handle_t *)&m->drain_poll, main_on_closed_handle);
@@ -136,6 +140,7 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
         return err;
     }
 
+    ctx->twilio = tw_hub_new(ctx);
     struct va_http_server_cfg hcfg = {
         .host = cfg->host,
         .port = cfg->port,
@@ -154,6 +159,7 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
         va_log_error(log, "main", "cannot listen", VA_LSTR("host", cfg->host),
                      VA_LINT("port", cfg->port), VA_LSTR("reason", uv_strerror(err)));
         uv_run(&loop, UV_RUN_DEFAULT); /* lets the failed listener close */
+        tw_hub_free(ctx->twilio);
         va_rl_deinit(&ctx->answer_rl);
         uv_loop_close(&loop);
         return err;
@@ -184,6 +190,7 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
+    tw_hub_free(ctx->twilio);
     va_rl_deinit(&ctx->answer_rl);
     err = uv_loop_close(&loop);
     if (err) {

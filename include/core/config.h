@@ -66,6 +66,12 @@ struct va_cfg {
     uint32_t http_request_timeout_ms; /* a started request must complete within this */
     uint32_t http_idle_timeout_ms;    /* keep-alive connection with no request in flight */
 
+    /* Media streams */
+    uint32_t ws_max_message_bytes;
+    uint32_t ws_max_send_queue_bytes;
+    char *recordings_dir; /* NULL = no recordings */
+    bool audio_echo;
+
     /* Rate limit on /twilio/answer, per client address (token bucket) */
     uint32_t rate_limit_per_min;                    /* refill rate */
     uint32_t rate_limit_burst;                      /* bucket size */

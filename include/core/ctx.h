@@ -14,6 +14,7 @@
 #include "http/ratelimit.h"
 
 struct va_http_server;
+struct tw_hub;
 
 enum va_run_state {
     VA_RUNNING,
@@ -26,10 +27,11 @@ struct va_ctx {
     const struct va_cfg *cfg;
     struct va_log *log;
     enum va_run_state state;
-    uint64_t start_ms; /* uv_now() at start, for uptime */
-    uint32_t active_calls;
+    uint64_t start_ms;     /* uv_now() at start, for uptime */
+    uint32_t active_calls; /* media streams from upgrade to close: what MAX_CALLS counts */
     struct va_http_server *http;
     struct va_rl answer_rl; /* /twilio/answer, per client */
+    struct tw_hub *twilio;  /* live media streams */
 };
 
 #endif

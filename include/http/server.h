@@ -88,6 +88,14 @@ void va_http_server_close(struct va_http_server *srv);
  * 0 or VA_ESTATE when nothing is in flight. */
 int va_http_respond(struct va_http_conn *c, int status, const char *content_type,
                     const char *extra_headers, const void *body, size_t len);
+/* Hands the socket of an upgrade request over: *fd is a duplicate descriptor
+ * the caller now owns (e.g. for va_ws_open), *pre the bytes that arrived behind
+ * the request (free() it; may be NULL when none). The connection is released
+ * here; the access line is logged with status (101). 0 or a negative code, and
+ * then the request is still to be answered with va_http_respond(). */
+int va_http_upgrade(struct va_http_conn *c, int status, uv_os_sock_t *fd, char **pre,
+                    size_t *pre_len);
+
 /* {"error":code,"message":message} with the given status. */
 int va_http_respond_error(struct va_http_conn *c, int status, const char *code, const char *message,
                           const char *extra_headers);

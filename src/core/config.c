@@ -109,6 +109,21 @@ static const struct va_cfg_var cfg_table[] = {
     CFG_INT("HTTP", "HTTP_IDLE_TIMEOUT_MS", VA_CFG_U32, http_idle_timeout_ms, 100, 3600000, 60000,
             "A keep-alive connection with no request in flight is closed after this."),
 
+    CFG_INT("Media streams", "WS_MAX_MESSAGE_BYTES", VA_CFG_U32, ws_max_message_bytes, 1024,
+            16777216, 65536,
+            "Largest WebSocket message accepted on /ws/twilio; a larger one closes the stream "
+            "with 1009."),
+    CFG_INT("Media streams", "WS_MAX_SEND_QUEUE_BYTES", VA_CFG_U32, ws_max_send_queue_bytes, 4096,
+            16777216, 262144,
+            "Unsent bytes per WebSocket; a peer that stops reading past it is closed with 1008."),
+    CFG_TEXT("Media streams", "RECORDINGS_DIR", VA_CFG_STRING, "string", "directory path", "",
+             recordings_dir,
+             "When set, each call is recorded to <dir>/<callSid>.wav (8 kHz stereo: caller left, "
+             "agent right); empty records nothing."),
+    CFG_BOOL("Media streams", "AUDIO_ECHO", audio_echo, "false",
+             "Diagnostic line check: play each caller's own audio back to them instead of "
+             "connecting the model."),
+
     CFG_INT("Rate limit", "RATE_LIMIT_PER_MIN", VA_CFG_U32, rate_limit_per_min, 1, 1000000, 60,
             "Token refill per client address on /twilio/answer; past it, unsigned requests get 429 "
             "with Retry-After and signed calls get the apology TwiML."),

@@ -7,6 +7,7 @@
 #include "core/json.h"
 #include "http/server.h"
 #include "twilio/answer.h"
+#include "twilio/stream.h"
 
 struct route {
     const char *path;
@@ -40,6 +41,7 @@ static const struct route routes[] = {
     {"/health", "GET", routes_health},
     {"/ready", "GET", routes_ready},
     {"/twilio/answer", "POST", tw_answer_handle},
+    {"/ws/twilio", "GET", tw_stream_upgrade},
 };
 
 void va_routes_handle(void *ud, struct va_http_conn *c, const struct va_http_req *req)

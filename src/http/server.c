@@ -1,9 +1,11 @@
 /* src/http/server.c: HTTP/1.1 server, libuv sockets + llhttp parsing. */
 #include "http/server.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -465,6 +467,11 @@ static void conn_process(struct va_http_conn *c, const char *data, size_t len)
                 conn_continue(c);
             break;
         }
+        if (c->rp.parser.upgrade && len) {
+            /* bytes behind an upgrade request belong to the new protocol */
+            conn_keep_pending(c, data, len);
+            len = 0;
+        }
         conn_dispatch(c);
         if (c->state == CONN_IDLE &&
             uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > SRV_WRITE_HIGH)
@@ -557,6 +564,35 @@ int va_http_respond(struct va_http_conn *c, int status, const char *content_type
     }
     if (!c->in_process)
         conn_next(c);
+    return 0;
+}
+
+int va_http_upgrade(struct va_http_conn *c, int status, uv_os_sock_t *fd, char **pre,
+                    size_t *pre_len)
+{
+    if (c->state != CONN_DISPATCHED || c->finishing)
+        return VA_ESTATE;
+    /* an earlier pipelined answer still being written would be lost with the handle */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
+        return VA_ESTATE;
+    uv_os_fd_t ofd;
+    int err = uv_fileno((uv_handle_t *)&c->tcp, &ofd);
+    if (err)
+        return err;
+    /* The socket moves to a new handle through a duplicate descriptor: closing
+     * our handle then releases only our descriptor, not the connection. */
+    int nfd = dup(ofd);
+    if (nfd < 0)
+        return -errno;
+    struct va_http_server *srv = c->srv;
+    uint64_t ms = uv_now(srv->loop) - c->req_start_ms;
+    va_log_info(srv->log, "http", "request", VA_LSTR("method", c->log_method),
+                VA_LSTR("route", c->log_path), VA_LINT("status", status), VA_LINT("ms", ms),
+                VA_LSTR("remote", c->log_client.text));
+    *pre = va_buf_steal(&c->pending, pre_len);
+    conn_read_stop(c);
+    conn_close(c);
+    *fd = nfd;
     return 0;
 }
 

@@ -177,6 +177,10 @@ static void test_table(void **state)
         "HTTP_MAX_BODY_BYTES",
         "HTTP_REQUEST_TIMEOUT_MS",
         "HTTP_IDLE_TIMEOUT_MS",
+        "WS_MAX_MESSAGE_BYTES",
+        "WS_MAX_SEND_QUEUE_BYTES",
+        "RECORDINGS_DIR",
+        "AUDIO_ECHO",
         "RATE_LIMIT_PER_MIN",
         "RATE_LIMIT_BURST",
         "TRUST_PROXY",
@@ -284,7 +288,7 @@ static void test_integers(void **state)
             assert_int_equal(strncmp(err, want, strlen(want)), 0);
         }
     }
-    assert_int_equal(tested, 11);
+    assert_int_equal(tested, 13);
 
     bad1("PORT", "abc", err, sizeof(err));
     assert_string_equal(err, "PORT: expected an integer 0..65535 (got \"abc\")");
