@@ -19,6 +19,7 @@
 
 #include "audio/mulaw.h"
 #include "audio/resample.h"
+#include "tone_fit.h"
 
 #define REPS 7
 #define MIN_CPU_S 0.3
@@ -135,61 +136,16 @@ static void bench_mulaw(void)
 
 /* ---- resampler quality (float, speexdsp directly) ---- */
 
-struct fit {
-    double a, b; /* cos and sin coefficients */
-    double resid;
-    double total;
-};
-
-static struct fit fit_tone(const float *y, size_t n, double fs, double f)
+/* float samples through the shared fit (tests/support/tone_fit.c). */
+static struct tone_fit fit_tone(const float *y, size_t n, double fs, double f)
 {
-    size_t from = (size_t)(fs * 0.2), to = n - (size_t)(fs * 0.1);
-    double m[3][4] = {{0}};
-    double w = 2 * M_PI * f / fs;
-    double x[3] = {0};
-
-    for (size_t k = from; k < to; k++) {
-        double bs[3] = {cos(w * (double)k), sin(w * (double)k), 1.0};
-        for (int i = 0; i < 3; i++) {
-            for (int j = 0; j < 3; j++)
-                m[i][j] += bs[i] * bs[j];
-            m[i][3] += bs[i] * y[k];
-        }
-    }
-    for (int c = 0; c < 3; c++) {
-        int p = c;
-        for (int r = c + 1; r < 3; r++)
-            if (fabs(m[r][c]) > fabs(m[p][c]))
-                p = r;
-        for (int j = 0; j < 4; j++) {
-            double t = m[c][j];
-            m[c][j] = m[p][j];
-            m[p][j] = t;
-        }
-        if (fabs(m[c][c]) < 1e-9)
-            continue;
-        for (int r = c + 1; r < 3; r++) {
-            double q = m[r][c] / m[c][c];
-            for (int j = c; j < 4; j++)
-                m[r][j] -= q * m[c][j];
-        }
-    }
-    for (int c = 2; c >= 0; c--) {
-        if (fabs(m[c][c]) < 1e-9)
-            continue;
-        double s = m[c][3];
-        for (int j = c + 1; j < 3; j++)
-            s -= m[c][j] * x[j];
-        x[c] = s / m[c][c];
-    }
-    struct fit r = {.a = x[0], .b = x[1]};
-    for (size_t k = from; k < to; k++) {
-        double e = y[k] - (x[0] * cos(w * (double)k) + x[1] * sin(w * (double)k) + x[2]);
-        r.resid += e * e;
-        r.total += (double)y[k] * y[k];
-    }
-    r.resid /= (double)(to - from);
-    r.total /= (double)(to - from);
+    double *d = malloc(n * sizeof(*d));
+    if (!d)
+        abort();
+    for (size_t k = 0; k < n; k++)
+        d[k] = y[k];
+    struct tone_fit r = tone_fit(d, n, fs, f);
+    free(d);
     return r;
 }
 
@@ -234,7 +190,7 @@ static double phase_delay(int q, uint32_t in_rate, uint32_t out_rate)
 
     for (int i = 0; i < 2; i++) {
         size_t n = run_float(q, in_rate, out_rate, f[i], out, NULL);
-        struct fit r = fit_tone(out, n, out_rate, f[i]);
+        struct tone_fit r = fit_tone(out, n, out_rate, f[i]);
         ph[i] = atan2(r.b, r.a);
     }
     double d = ph[1] - ph[0];
@@ -253,7 +209,7 @@ static void measure_quality(int q, struct quality *qu)
         uint32_t ir = dir ? 24000 : 8000, orate = dir ? 8000 : 24000;
         for (int f = 100; f <= 3400; f += 100) {
             size_t n = run_float(q, ir, orate, f, out, &qu->shortfalls);
-            struct fit r = fit_tone(out, n, orate, f);
+            struct tone_fit r = fit_tone(out, n, orate, f);
             double db = 20 * log10(hypot(r.a, r.b) / TONE_AMP);
             lo[dir] = fmin(lo[dir], db);
             hi[dir] = fmax(hi[dir], db);
@@ -266,7 +222,7 @@ static void measure_quality(int q, struct quality *qu)
     for (int i = 0; i < 2; i++) {
         double f = i ? 3400 : 3000;
         size_t n = run_float(q, 8000, 24000, f, out, NULL);
-        struct fit r = fit_tone(out, n, 24000, f);
+        struct tone_fit r = fit_tone(out, n, 24000, f);
         double db = 10 * log10((r.a * r.a + r.b * r.b) / 2 / r.resid);
         if (i)
             qu->image_34 = db;
@@ -276,7 +232,7 @@ static void measure_quality(int q, struct quality *qu)
     qu->alias_worst = 1e9;
     for (int f = 4600; f <= 12000; f += 100) {
         size_t n = run_float(q, 24000, 8000, f, out, &qu->shortfalls);
-        struct fit r = fit_tone(out, n, 8000, 1000);
+        struct tone_fit r = fit_tone(out, n, 8000, 1000);
         double db = r.total > 0 ? 10 * log10(TONE_AMP * TONE_AMP / 2 / r.total) : 300;
         if (db < qu->alias_worst) {
             qu->alias_worst = db;
@@ -308,7 +264,7 @@ static double round_trip_snr(int q, double f)
     audio_resampler_deinit(&dn);
     for (size_t k = 0; k < 8000; k++)
         y[k] = out8[k];
-    struct fit r = fit_tone(y, 8000, 8000, f);
+    struct tone_fit r = fit_tone(y, 8000, 8000, f);
     return 10 * log10((r.a * r.a + r.b * r.b) / 2 / r.resid);
 }
 

@@ -420,11 +420,9 @@ static void ws_on_written(uv_write_t *req, int status)
     ws_proceed(ws);
 }
 
-/* One uv_write for everything wslay serialised since the last one. */
-static void ws_flush(struct va_ws *ws)
+/* Hands everything in ws->out to one uv_write (request and payload together). */
+static int ws_write_out(struct va_ws *ws)
 {
-    if (!ws->out.len || ws->state == WS_CLOSED)
-        return;
     size_t len = ws->out.len;
     struct ws_write *w = va_xmalloc(sizeof(*w) + len);
     memcpy(w->data, ws->out.data, len);
@@ -433,10 +431,19 @@ static void ws_flush(struct va_ws *ws)
     va_buf_reset(&ws->out);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
     int err = uv_write(&w->req, (uv_stream_t *)&ws->tcp, &b, 1, ws_on_written);
-    if (err) {
+    if (err)
         free(w);
+    return err;
+}
+
+/* One uv_write for everything wslay serialised since the last one. */
+static void ws_flush(struct va_ws *ws)
+{
+    if (!ws->out.len || ws->state == WS_CLOSED)
+        return;
+    int err = ws_write_out(ws);
+    if (err)
         ws_drop(ws, uv_err_name(err));
-    }
 }
 
 static void ws_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -781,18 +788,9 @@ int va_ws_open(struct va_ws **out, uv_loop_t *loop, struct va_log *log, uv_os_so
     err = va_buf_append_str(&ws->out, "\r\n\r\n");
     if (err)
         goto fail;
-    size_t len = ws->out.len;
-    struct ws_write *w = va_xmalloc(sizeof(*w) + len);
-    memcpy(w->data, ws->out.data, len);
-    w->len = len;
-    w->req.data = ws;
-    va_buf_reset(&ws->out);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    err = uv_write(&w->req, (uv_stream_t *)&ws->tcp, &b, 1, ws_on_written);
-    if (err) {
-        free(w);
+    err = ws_write_out(ws);
+    if (err)
         goto fail;
-    }
     uv_timer_start(&ws->kick, ws_on_kick, 0, 0);
     ws->notify = true;
     *out = ws;

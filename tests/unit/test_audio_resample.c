@@ -9,76 +9,28 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audio/frame.h"
 #include "audio/resample.h"
 #include "core/err.h"
+#include "tone_fit.h"
 
 #define AMP 16384.0 /* -6 dBFS */
 #define SECONDS 1
 #define SKIP_HEAD_MS 200
 #define SKIP_TAIL_MS 100
 
-struct fit {
-    double amp;   /* fitted amplitude at the known frequency */
-    double resid; /* mean square of what the fit leaves */
-    double total; /* mean square of the samples */
-};
-
-/* Least squares of y over cos, sin and DC at f, on the samples left after dropping
- * the first 200 ms (filter start-up) and the last 100 ms. */
-static struct fit fit_tone(const int16_t *y, size_t n, double fs, double f)
+/* int16 samples through the shared fit (tests/support/tone_fit.c). */
+static struct tone_fit fit_tone(const int16_t *y, size_t n, double fs, double f)
 {
-    size_t from = (size_t)(fs * SKIP_HEAD_MS / 1000), to = n - (size_t)(fs * SKIP_TAIL_MS / 1000);
-    double m[3][4] = {{0}};
-    double w = 2 * M_PI * f / fs;
-
-    for (size_t k = from; k < to; k++) {
-        double b[3] = {cos(w * (double)k), sin(w * (double)k), 1.0};
-        for (int i = 0; i < 3; i++) {
-            for (int j = 0; j < 3; j++)
-                m[i][j] += b[i] * b[j];
-            m[i][3] += b[i] * y[k];
-        }
-    }
-    /* Gaussian elimination with partial pivoting; at 12 kHz / 24 kHz the sine column
-     * is all zeros, so a zero pivot just leaves its coefficient at 0. */
-    double x[3] = {0};
-    for (int c = 0; c < 3; c++) {
-        int p = c;
-        for (int r = c + 1; r < 3; r++)
-            if (fabs(m[r][c]) > fabs(m[p][c]))
-                p = r;
-        for (int j = 0; j < 4; j++) {
-            double t = m[c][j];
-            m[c][j] = m[p][j];
-            m[p][j] = t;
-        }
-        if (fabs(m[c][c]) < 1e-6)
-            continue;
-        for (int r = c + 1; r < 3; r++) {
-            double q = m[r][c] / m[c][c];
-            for (int j = c; j < 4; j++)
-                m[r][j] -= q * m[c][j];
-        }
-    }
-    for (int c = 2; c >= 0; c--) {
-        if (fabs(m[c][c]) < 1e-6)
-            continue;
-        double s = m[c][3];
-        for (int j = c + 1; j < 3; j++)
-            s -= m[c][j] * x[j];
-        x[c] = s / m[c][c];
-    }
-    struct fit r = {.amp = hypot(x[0], x[1])};
-    for (size_t k = from; k < to; k++) {
-        double e = y[k] - (x[0] * cos(w * (double)k) + x[1] * sin(w * (double)k) + x[2]);
-        r.resid += e * e;
-        r.total += (double)y[k] * y[k];
-    }
-    r.resid /= (double)(to - from);
-    r.total /= (double)(to - from);
+    double *d = malloc(n * sizeof(*d));
+    assert_non_null(d);
+    for (size_t k = 0; k < n; k++)
+        d[k] = y[k];
+    struct tone_fit r = tone_fit(d, n, fs, f);
+    free(d);
     return r;
 }
 
@@ -171,7 +123,7 @@ static void test_round_trip(void **state)
     make_tone(in8, 8000 * SECONDS, 8000, 1000);
     stream(8000, 24000, in8, 8000 * SECONDS, out24);
     stream(24000, 8000, out24, 24000 * SECONDS, out8);
-    struct fit r = fit_tone(out8, 8000 * SECONDS, 8000, 1000);
+    struct tone_fit r = fit_tone(out8, 8000 * SECONDS, 8000, 1000);
     double snr = 10 * log10(r.amp * r.amp / 2 / r.resid);
     print_message("round trip 1 kHz: SNR %.1f dB, gain %.4f dB\n", snr, 20 * log10(r.amp / AMP));
     assert_true(snr >= 40);
