@@ -1,4 +1,5 @@
 /* src/main.c: voice-agent entry point: configuration, the loop, signals, the drain. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,8 @@
 
 #include <uv.h>
 
+#include "call/call.h"
+#include "call/rtlink.h"
 #include "core/config.h"
 #include "core/ctx.h"
 #include "core/err.h"
@@ -14,6 +17,7 @@
 #include "http/routes.h"
 #include "http/server.h"
 #include "http/ws.h"
+#include "realtime/client.h"
 #include "twilio/stream.h"
 
 #define MAIN_RL_SLOTS 4096
@@ -21,6 +25,7 @@
 
 struct main_state {
     struct va_ctx ctx;
+    struct rt_breaker breaker;
     uv_signal_t sigterm, sigint;
     uv_timer_t drain_poll, drain_deadline;
     bool timers_open;
@@ -47,6 +52,16 @@ static void main_on_http_closed(void *ud)
     ctx->http = NULL;
 }
 
+/* Calls, their Realtime links and the lws context, each closing asynchronously. */
+static void main_close_services(struct va_ctx *ctx)
+{
+    /* Twilio plays the <Say> after </Connect> to callers still on the line */
+    tw_hub_close_all(ctx->twilio, VA_WS_GOING_AWAY, "server shutting down");
+    call_rtlink_close(ctx->rtlink);
+    if (ctx->lws)
+        rt_lws_close(ctx->lws, NULL, NULL);
+}
+
 /* Everything has finished or the deadline passed: close every handle so uv_run returns. */
 static void main_stop(struct main_state *m)
 {
@@ -59,8 +74,7 @@ static void main_stop(struct main_state *m)
                 VA_LINT("activeCalls", ctx->active_calls));
     if (ctx->http)
         va_http_server_close(ctx->http);
-    /* Twilio plays the <Say> after </Connect> to callers still on the line */
-    tw_hub_close_all(ctx->twilio, VA_WS_GOING_AWAY, "server shutting down");
+    main_close_services(ctx);
     uv_close((uv_handle_t *)&m->sigterm, main_on_closed_handle);
     uv_close((uv_handle_t *)&m->sigint, main_on_closed_handle);
     uv_close((uv_handle_t *)&m->drain_poll, main_on_closed_handle);
@@ -119,6 +133,17 @@ static void main_walk_leftover(uv_handle_t *h, void *arg)
                  VA_LSTR("type", uv_handle_type_name(h->type)));
 }
 
+/* After uv_run has returned: what outlives the loop's handles. */
+static void main_free_ctx(struct va_ctx *ctx)
+{
+    if (ctx->lws)
+        rt_lws_free(ctx->lws);
+    call_rtlink_free(ctx->rtlink);
+    call_shared_free(ctx->calls);
+    tw_hub_free(ctx->twilio);
+    va_rl_deinit(&ctx->answer_rl);
+}
+
 static int main_run(const struct va_cfg *cfg, struct va_log *log)
 {
     struct main_state m;
@@ -141,6 +166,17 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
     }
 
     ctx->twilio = tw_hub_new(ctx);
+    ctx->calls = call_shared_new(cfg->realtime_max_message_bytes);
+    rt_breaker_init(&m.breaker, cfg->breaker_threshold, cfg->breaker_cooldown_ms);
+    ctx->breaker = &m.breaker;
+    if (!cfg->audio_echo) {
+        err = rt_lws_open(&ctx->lws, &loop, log, NULL);
+        if (err)
+            va_log_error(log, "main", "realtime client unavailable: calls will be refused",
+                         VA_LSTR("reason", va_strerror(err)));
+        else
+            ctx->rtlink = call_rtlink_new(ctx);
+    }
     struct va_http_server_cfg hcfg = {
         .host = cfg->host,
         .port = cfg->port,
@@ -158,9 +194,9 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
     if (err) {
         va_log_error(log, "main", "cannot listen", VA_LSTR("host", cfg->host),
                      VA_LINT("port", cfg->port), VA_LSTR("reason", uv_strerror(err)));
+        main_close_services(ctx);
         uv_run(&loop, UV_RUN_DEFAULT); /* lets the failed listener close */
-        tw_hub_free(ctx->twilio);
-        va_rl_deinit(&ctx->answer_rl);
+        main_free_ctx(ctx);
         uv_loop_close(&loop);
         return err;
     }
@@ -190,8 +226,7 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
-    tw_hub_free(ctx->twilio);
-    va_rl_deinit(&ctx->answer_rl);
+    main_free_ctx(ctx);
     err = uv_loop_close(&loop);
     if (err) {
         uv_walk(&loop, main_walk_leftover, log);
@@ -199,6 +234,33 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
         return err;
     }
     va_log_info(log, "main", "stopped");
+    return 0;
+}
+
+#define MAIN_INSTRUCTIONS_MAX (64 * 1024)
+
+/* OPENAI_INSTRUCTIONS_FILE replaces OPENAI_INSTRUCTIONS; read once, before the loop. */
+static int main_read_instructions(struct va_cfg *cfg, char *msg, size_t msglen)
+{
+    FILE *f = fopen(cfg->openai_instructions_file, "rb");
+    if (!f) {
+        snprintf(msg, msglen, "OPENAI_INSTRUCTIONS_FILE: cannot open %s: %s",
+                 cfg->openai_instructions_file, strerror(errno));
+        return VA_EINVAL;
+    }
+    char *text = va_xmalloc(MAIN_INSTRUCTIONS_MAX + 1);
+    size_t n = fread(text, 1, MAIN_INSTRUCTIONS_MAX + 1, f);
+    bool bad = ferror(f) || n > MAIN_INSTRUCTIONS_MAX || memchr(text, '\0', n);
+    fclose(f);
+    if (bad || n == 0) {
+        snprintf(msg, msglen, "OPENAI_INSTRUCTIONS_FILE: %s must be 1..%d bytes of text",
+                 cfg->openai_instructions_file, MAIN_INSTRUCTIONS_MAX);
+        free(text);
+        return VA_EINVAL;
+    }
+    text[n] = '\0';
+    free(cfg->openai_instructions);
+    cfg->openai_instructions = text;
     return 0;
 }
 
@@ -249,6 +311,15 @@ int main(int argc, char **argv)
         return 2;
     }
     log.level = cfg.log_level;
+    if (cfg.openai_instructions_file) {
+        err = main_read_instructions(&cfg, msg, sizeof(msg));
+        if (err) {
+            va_log_error(&log, "config", "invalid configuration", VA_LSTR("reason", msg));
+            va_cfg_deinit(&cfg);
+            va_log_deinit(&log);
+            return 2;
+        }
+    }
     const char *secrets[] = {cfg.openai_api_key, cfg.twilio_auth_token,
                              cfg.supabase_service_role_key, cfg.mcp_auth_token};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)

@@ -14,6 +14,9 @@ struct va_buf {
 void va_buf_init(struct va_buf *b, size_t max);
 void va_buf_deinit(struct va_buf *b);
 void va_buf_reset(struct va_buf *b); /* len = 0, memory kept */
+/* Room for n more bytes (and the terminator) at data + len, for writing in place;
+ * the caller then adds n to len and terminates. 0 or VA_ETOOBIG. */
+int va_buf_reserve(struct va_buf *b, size_t n);
 /* 0 or VA_ETOOBIG. */
 int va_buf_append(struct va_buf *b, const void *p, size_t n);
 int va_buf_append_str(struct va_buf *b, const char *s);

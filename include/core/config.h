@@ -16,6 +16,11 @@
 
 enum va_log_level { VA_LOG_DEBUG = 0, VA_LOG_INFO, VA_LOG_WARN, VA_LOG_ERROR };
 
+/* Choices of the CHOICE variables, in table order. */
+enum { VA_AUTH_BEARER = 0, VA_AUTH_API_KEY };
+enum { VA_FMT_PCMU = 0, VA_FMT_PCM24 };
+enum { VA_VAD_SERVER = 0, VA_VAD_SEMANTIC, VA_VAD_NONE };
+
 #define VA_CFG_MAX_PROXIES 32
 
 /* Read-only after va_cfg_load(). Strings are owned (freed by va_cfg_deinit());
@@ -66,6 +71,28 @@ struct va_cfg {
     uint32_t http_request_timeout_ms; /* a started request must complete within this */
     uint32_t http_idle_timeout_ms;    /* keep-alive connection with no request in flight */
 
+    /* The Realtime session */
+    char *openai_instructions;      /* OPENAI_INSTRUCTIONS, or the file's text */
+    char *openai_instructions_file; /* read at start */
+    int openai_auth;                /* VA_AUTH_BEARER or VA_AUTH_API_KEY (Azure) */
+    int openai_audio_format;        /* VA_FMT_PCMU or VA_FMT_PCM24 */
+    int openai_vad;                 /* VA_VAD_SERVER, VA_VAD_SEMANTIC, VA_VAD_NONE */
+    double openai_vad_threshold;
+    uint32_t openai_vad_prefix_ms;
+    uint32_t openai_vad_silence_ms;
+    int openai_vad_eagerness;         /* index of low|medium|high|auto */
+    char *openai_transcription_model; /* NULL = caller transcription off */
+    char *openai_transcription_language;
+    char *openai_greeting; /* NULL = the caller speaks first */
+    uint32_t realtime_connect_timeout_ms;
+    uint32_t realtime_max_message_bytes;
+    uint32_t realtime_session_max_s; /* rotate the session before this age */
+    uint32_t breaker_threshold;
+    uint32_t breaker_cooldown_ms;
+    uint32_t outbound_ahead_ms;
+    uint32_t outbound_queue_bytes;
+    uint32_t inbound_batch_ms;
+
     /* Media streams */
     uint32_t ws_max_message_bytes;
     uint32_t ws_max_send_queue_bytes;
@@ -103,6 +130,8 @@ enum va_cfg_kind {
     VA_CFG_U32,             /* uint32_t in [min, max], decimal digits only */
     VA_CFG_LOG_LEVEL,       /* enum va_log_level: debug|info|warn|error, any case */
     VA_CFG_CIDR_LIST,       /* trust_proxy[] and trust_proxy_len */
+    VA_CFG_CHOICE,          /* int: index of the value in the row's choices, any case */
+    VA_CFG_DECIMAL,         /* double in [min, max] thousandths, e.g. 0.5 */
 };
 
 /* Describes one variable for docs and for --print-config; the same row drives
@@ -116,8 +145,9 @@ struct va_cfg_var {
     bool secret;
     const char *group; /* heading in .env.example */
     enum va_cfg_kind kind;
-    size_t offset;     /* of the field in struct va_cfg */
-    uint32_t min, max; /* integer kinds only */
+    size_t offset;              /* of the field in struct va_cfg */
+    uint32_t min, max;          /* integer kinds only; thousandths for VA_CFG_DECIMAL */
+    const char *const *choices; /* VA_CFG_CHOICE: NULL-terminated */
 };
 /* The rows in documentation order; *n gets their count. Static, never NULL. */
 const struct va_cfg_var *va_cfg_vars(size_t *n);

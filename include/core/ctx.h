@@ -15,6 +15,10 @@
 
 struct va_http_server;
 struct tw_hub;
+struct call_shared;
+struct rt_lws;
+struct rt_breaker;
+struct call_rtlink;
 
 enum va_run_state {
     VA_RUNNING,
@@ -30,8 +34,12 @@ struct va_ctx {
     uint64_t start_ms;     /* uv_now() at start, for uptime */
     uint32_t active_calls; /* media streams from upgrade to close: what MAX_CALLS counts */
     struct va_http_server *http;
-    struct va_rl answer_rl; /* /twilio/answer, per client */
-    struct tw_hub *twilio;  /* live media streams */
+    struct va_rl answer_rl;    /* /twilio/answer, per client */
+    struct tw_hub *twilio;     /* live media streams */
+    struct call_shared *calls; /* scratch shared by the calls' Realtime sessions */
+    struct rt_lws *lws;        /* the Realtime client context */
+    struct rt_breaker *breaker;
+    struct call_rtlink *rtlink; /* NULL without a model (AUDIO_ECHO) */
 };
 
 #endif

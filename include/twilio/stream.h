@@ -16,7 +16,8 @@ struct tw_hub *tw_hub_new(struct va_ctx *ctx);
 /* Only once every stream has closed (tw_hub_active() == 0). */
 void tw_hub_free(struct tw_hub *hub);
 size_t tw_hub_active(const struct tw_hub *hub);
-/* Closes every stream (e.g. 1001 at shutdown); each ends asynchronously. */
+/* Closes every stream (e.g. 1001 at shutdown) and the calls' tick timer; each ends
+ * asynchronously. Only at shutdown. */
 void tw_hub_close_all(struct tw_hub *hub, uint16_t code, const char *reason);
 
 /* Route handler for GET /ws/twilio: the WebSocket handshake, the signature over

@@ -1,57 +1,30 @@
-/* src/call/call.c: one call: inbound clock, counters, recording, summary. */
+/* src/call/call.c: one call: inbound clock, counters, recording, transcript, summary. */
 #include "call/call.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "audio/frame.h"
 #include "audio/mulaw.h"
 #include "audio/wav.h"
+#include "call/internal.h"
 #include "core/ctx.h"
 #include "core/err.h"
 
-#define CALL_SID_MAX 64
-#define CALL_NUM_MAX 32
 #define CALL_DECODE_CHUNK 1024
-/* Echo keeps at most this much of the caller's audio queued (1 s). */
-#define CALL_ECHO_MAX_BYTES 8000
-
-struct call {
-    struct va_ctx *ctx;
-    const struct call_tw_port *port;
-    void *port_ud;
-    char stream_sid[CALL_SID_MAX + 1];
-    char call_sid[CALL_SID_MAX + 1];
-    char from[CALL_NUM_MAX + 1];
-    char to[CALL_NUM_MAX + 1];
-    uint64_t start_ms;
-    bool ended;
-
-    /* inbound clock: what downstream hears, in 8 kHz samples since the start */
-    bool have_ts;
-    uint64_t next_ts_ms; /* where the next media chunk should start */
-    uint64_t in_samples;
-    uint64_t agent_next; /* first free agent sample in the recording's timeline */
-
-    /* sequence numbers */
-    bool have_seq;
-    uint64_t last_seq;
-
-    /* counters for the summary line */
-    uint64_t frames_in, bytes_in, frames_out, bytes_out;
-    uint64_t seq_gaps, seq_dups, gaps_filled, silence_ms, dtmf, marks;
-
-    struct audio_rec *rec;
-    bool echo;
-    struct audio_playout echo_q;
-};
 
 static void call_free(struct call *c)
 {
-    if (c->echo)
-        audio_playout_deinit(&c->echo_q);
+    bridge_deinit(c);
+    va_buf_deinit(&c->turn_text);
     free(c);
+}
+
+/* Drops one hold (a connection or the recording); the last one frees an ended call. */
+void call_release(struct call *c)
+{
+    if (--c->holds == 0 && c->ended)
+        call_free(c);
 }
 
 static void call_on_rec_closed(void *ud, int err)
@@ -61,8 +34,7 @@ static void call_on_rec_closed(void *ud, int err)
         va_log_warn(c->ctx->log, "call", "recording incomplete", VA_LSTR("callSid", c->call_sid),
                     VA_LSTR("reason", va_strerror(err)));
     c->rec = NULL;
-    if (c->ended)
-        call_free(c);
+    call_release(c);
 }
 
 static void call_on_rec_error(void *ud, int err)
@@ -93,34 +65,44 @@ static void call_start_recording(struct call *c)
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s.wav", dir, i ? name : "unknown");
     int err = audio_rec_open(&c->rec, c->ctx->loop, c->ctx->log, path, &call_rec_cb, c);
-    if (err)
+    if (err) {
         va_log_error(c->ctx->log, "call", "cannot record", VA_LSTR("callSid", c->call_sid),
                      VA_LSTR("path", path), VA_LSTR("reason", va_strerror(err)));
+        return;
+    }
+    c->holds++;
 }
 
 int call_open(struct call **out, struct va_ctx *ctx, const struct call_info *info,
-              const struct call_tw_port *port, void *port_ud)
+              const struct call_tw_port *port, void *port_ud, const struct call_rt_port *rt,
+              void *rt_ud)
 {
+    const struct va_cfg *cfg = ctx->cfg;
     struct call *c = va_xcalloc(1, sizeof(*c));
     c->ctx = ctx;
     c->port = port;
     c->port_ud = port_ud;
+    c->rt = rt;
+    c->rt_ud = rt_ud;
     snprintf(c->stream_sid, sizeof(c->stream_sid), "%s", info->stream_sid);
     snprintf(c->call_sid, sizeof(c->call_sid), "%s", info->call_sid);
     snprintf(c->from, sizeof(c->from), "%s", info->from ? info->from : "");
     snprintf(c->to, sizeof(c->to), "%s", info->to ? info->to : "");
     c->start_ms = uv_now(ctx->loop);
+    c->last_media_ms = c->start_ms;
+    va_buf_init(&c->turn_text, CALL_TURN_TEXT_MAX);
     /* echo plays audio back, which one-way mode forbids */
-    c->echo = ctx->cfg->audio_echo && ctx->cfg->duplex_enabled;
-    if (c->echo && audio_playout_init(&c->echo_q, CALL_ECHO_MAX_BYTES)) {
-        free(c);
-        return VA_EINVAL;
+    c->echo = !rt && cfg->audio_echo && cfg->duplex_enabled;
+    int err = bridge_open(c);
+    if (err) {
+        call_free(c);
+        return err;
     }
-    if (ctx->cfg->recordings_dir)
+    if (cfg->recordings_dir)
         call_start_recording(c);
     va_log_info(ctx->log, "call", "call started", VA_LSTR("callSid", c->call_sid),
                 VA_LSTR("streamSid", c->stream_sid), VA_LBOOL("recording", c->rec != NULL),
-                VA_LBOOL("echo", c->echo));
+                VA_LBOOL("echo", c->echo), VA_LBOOL("model", rt != NULL));
     *out = c;
     return 0;
 }
@@ -139,11 +121,13 @@ bool call_seq(struct call *c, uint64_t seq)
 }
 
 /* The agent's audio as it leaves for Twilio: it plays from now on the call's clock. */
-static void call_send_agent(struct call *c, const uint8_t *mulaw, size_t len)
+void call_send_agent(struct call *c, const uint8_t *mulaw, size_t len)
 {
     int err = c->port->send_media(c->port_ud, mulaw, len);
-    if (err)
+    if (err) {
+        c->out_dropped += len;
         return;
+    }
     c->frames_out++;
     c->bytes_out += len;
     uint64_t at = c->agent_next > c->in_samples ? c->agent_next : c->in_samples;
@@ -170,22 +154,24 @@ static void call_deliver(struct call *c, const uint8_t *mulaw, size_t len)
         }
     }
     c->in_samples += len;
-    if (c->echo) {
-        if (audio_playout_push(&c->echo_q, mulaw, len))
-            audio_playout_flush(&c->echo_q); /* fell behind: start over rather than lag */
-        uint8_t frame[AUDIO_FRAME_BYTES];
-        while (audio_playout_pop(&c->echo_q, frame))
-            call_send_agent(c, frame, sizeof(frame));
-    }
+    bridge_caller_audio(c, mulaw, len);
 }
 
-/* Silence (mu-law 0xFF) for a jump in the media timestamps. The recording already
- * holds zeros where nothing was written, so advancing the clock is enough there. */
+/* Silence (mu-law 0xFF) for a jump in the media timestamps: the model must hear
+ * continuous audio, and the recording keeps the caller's timeline. */
 static void call_fill_silence(struct call *c, uint64_t ms)
 {
+    static const uint8_t silence[AUDIO_FRAME_BYTES] = {[0 ... AUDIO_FRAME_BYTES - 1] =
+                                                           AUDIO_MULAW_SILENCE};
     c->gaps_filled++;
     c->silence_ms += ms;
+    /* the recording already holds zeros where nothing was written */
     c->in_samples += ms * 8;
+    for (uint64_t left = ms * 8; left;) {
+        size_t n = left < sizeof(silence) ? (size_t)left : sizeof(silence);
+        bridge_caller_audio(c, silence, n);
+        left -= n;
+    }
 }
 
 void call_media_in(struct call *c, uint64_t ts_ms, const uint8_t *mulaw, size_t len)
@@ -194,6 +180,8 @@ void call_media_in(struct call *c, uint64_t ts_ms, const uint8_t *mulaw, size_t 
         return;
     c->frames_in++;
     c->bytes_in += len;
+    c->last_media_ms = uv_now(c->ctx->loop);
+    c->stall_filled = false;
     if (c->have_ts && ts_ms > c->next_ts_ms && ts_ms - c->next_ts_ms >= CALL_MIN_GAP_FILL_MS) {
         uint64_t gap = ts_ms - c->next_ts_ms;
         call_fill_silence(c, gap < CALL_MAX_GAP_FILL_MS ? gap : CALL_MAX_GAP_FILL_MS);
@@ -206,8 +194,8 @@ void call_media_in(struct call *c, uint64_t ts_ms, const uint8_t *mulaw, size_t 
 
 void call_mark_in(struct call *c, const char *name)
 {
-    (void)name;
     c->marks++;
+    bridge_mark(c, name);
 }
 
 void call_dtmf_in(struct call *c, char digit)
@@ -215,6 +203,47 @@ void call_dtmf_in(struct call *c, char digit)
     c->dtmf++;
     char d[2] = {digit, '\0'};
     va_log_info(c->ctx->log, "call", "dtmf", VA_LSTR("callSid", c->call_sid), VA_LSTR("digit", d));
+    call_turn_add(c, CALL_TURN_DTMF, uv_now(c->ctx->loop) - c->start_ms, d, 1, false);
+}
+
+void call_tick(struct call *c)
+{
+    if (c->ended)
+        return;
+    uint64_t now = uv_now(c->ctx->loop);
+    /* The caller is speaking but media stopped: server VAD needs audio to hear the
+     * end of the turn (reference twilio.md §5). Once per stall. */
+    if (c->caller_speaking && !c->stall_filled && now - c->last_media_ms >= CALL_STALL_MS) {
+        c->stall_filled = true;
+        call_fill_silence(c, CALL_STALL_FILL_MS);
+        /* already heard: a later timestamp jump must not fill this second again */
+        c->next_ts_ms += CALL_STALL_FILL_MS;
+    }
+    bridge_tick(c, now);
+}
+
+/* Keeps turns in arrival order by their time; bounded in count and text. */
+void call_turn_add(struct call *c, enum call_turn_role role, uint64_t at_ms, const char *text,
+                   size_t len, bool interrupted)
+{
+    if (c->nturns == CALL_TURNS_MAX || va_buf_append(&c->turn_text, text, len)) {
+        c->turns_dropped++;
+        return;
+    }
+    size_t i = c->nturns++;
+    while (i > 0 && c->turns[i - 1].at_ms > at_ms) {
+        c->turns[i] = c->turns[i - 1];
+        i--;
+    }
+    c->turns[i] = (struct call_turn){.role = role,
+                                     .at_ms = at_ms,
+                                     .interrupted = interrupted,
+                                     .off = (uint32_t)(c->turn_text.len - len),
+                                     .len = (uint32_t)len};
+    static const char *const roles[] = {"caller", "agent", "dtmf"};
+    va_log_debug(c->ctx->log, "call", "turn", VA_LSTR("callSid", c->call_sid),
+                 VA_LSTR("role", roles[role]), VA_LINT("atMs", at_ms),
+                 VA_LBOOL("interrupted", interrupted), VA_LSTRN("text", text, len));
 }
 
 const char *call_sid(const struct call *c)
@@ -222,27 +251,41 @@ const char *call_sid(const struct call *c)
     return c->call_sid;
 }
 
+/* Our side failed: end the stream so that Twilio plays the apology. */
+void call_fail(struct call *c, const char *reason)
+{
+    if (c->ended)
+        return;
+    va_log_warn(c->ctx->log, "call", "call failed", VA_LSTR("callSid", c->call_sid),
+                VA_LSTR("reason", reason));
+    snprintf(c->end_reason, sizeof(c->end_reason), "failed: %s", reason);
+    c->port->hangup(c->port_ud, reason);
+}
+
 void call_end(struct call *c, const char *reason)
 {
     if (c->ended)
         return;
     c->ended = true;
-    struct audio_rec_stats rs = {0};
-    if (c->rec)
-        audio_rec_stats(c->rec, &rs);
+    if (!c->end_reason[0])
+        snprintf(c->end_reason, sizeof(c->end_reason), "%s", reason);
+    bridge_close(c);
     uint64_t ms = uv_now(c->ctx->loop) - c->start_ms;
     va_log_info(c->ctx->log, "call", "call ended", VA_LSTR("callSid", c->call_sid),
-                VA_LSTR("streamSid", c->stream_sid), VA_LSTR("reason", reason),
+                VA_LSTR("streamSid", c->stream_sid), VA_LSTR("reason", c->end_reason),
                 VA_LINT("durationMs", ms), VA_LINT("audioMs", c->in_samples / 8),
                 VA_LINT("framesIn", c->frames_in), VA_LINT("bytesIn", c->bytes_in),
                 VA_LINT("framesOut", c->frames_out), VA_LINT("bytesOut", c->bytes_out),
                 VA_LINT("seqGaps", c->seq_gaps), VA_LINT("seqDups", c->seq_dups),
                 VA_LINT("gapsFilled", c->gaps_filled), VA_LINT("silenceMs", c->silence_ms),
                 VA_LINT("dtmf", c->dtmf), VA_LINT("marks", c->marks),
-                VA_LINT("recBlocksDropped", rs.blocks_dropped));
-    if (c->rec) {
-        audio_rec_close(c->rec); /* frees us from on_closed */
-        return;
-    }
-    call_free(c);
+                VA_LINT("staleMarks", c->stale_marks), VA_LINT("bargeIns", c->barge_ins),
+                VA_LINT("truncates", c->truncates), VA_LINT("deletes", c->deletes),
+                VA_LINT("reactUsMax", c->react_us_max), VA_LINT("inDropped", c->in_dropped),
+                VA_LINT("outDropped", c->out_dropped), VA_LINT("turns", c->nturns),
+                VA_LINT("turnsDropped", c->turns_dropped));
+    if (c->rec)
+        audio_rec_close(c->rec); /* releases its hold from on_closed */
+    if (c->holds == 0)
+        call_free(c);
 }

@@ -2,6 +2,7 @@
 #include "core/buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +73,7 @@ void va_buf_reset(struct va_buf *b)
         b->data[0] = '\0';
 }
 
-/* Ensures room for n more bytes plus the terminator. */
-static int buf_reserve(struct va_buf *b, size_t n)
+int va_buf_reserve(struct va_buf *b, size_t n)
 {
     if (n > b->max - b->len)
         return VA_ETOOBIG;
@@ -83,7 +83,7 @@ static int buf_reserve(struct va_buf *b, size_t n)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap *= 2;
-    if (cap > b->max + 1)
+    if (b->max < SIZE_MAX && cap > b->max + 1)
         cap = b->max + 1;
     b->data = va_xrealloc(b->data, cap);
     b->cap = cap;
@@ -92,7 +92,7 @@ static int buf_reserve(struct va_buf *b, size_t n)
 
 int va_buf_append(struct va_buf *b, const void *p, size_t n)
 {
-    int err = buf_reserve(b, n);
+    int err = va_buf_reserve(b, n);
     if (err)
         return err;
     if (n)
@@ -120,7 +120,7 @@ int va_buf_printf(struct va_buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return VA_EINVAL;
-    int err = buf_reserve(b, (size_t)n);
+    int err = va_buf_reserve(b, (size_t)n);
     if (err)
         return err;
     va_start(ap, fmt);

@@ -28,8 +28,18 @@
 #define CFG_BOOL(grp, nm, field, dflt, eff)                                                        \
     CFG_ROW(grp, nm, VA_CFG_BOOL, "bool", "true, false, 1, 0, yes, no, on, off (any case)", dflt,  \
             eff, field, 0, 0, false)
+#define CFG_CHOICE(grp, nm, field, list, rng, dflt, eff)                                           \
+    {                                                                                              \
+        .name = nm, .type = "enum", .range = rng, .def = dflt, .effect = eff, .group = grp,        \
+        .kind = VA_CFG_CHOICE, .offset = offsetof(struct va_cfg, field), .choices = list           \
+    }
 #define CFG_INT(grp, nm, knd, field, lo, hi, dflt, eff)                                            \
     CFG_ROW(grp, nm, knd, "int", #lo ".." #hi, #dflt, eff, field, lo, hi, false)
+
+static const char *const cfg_auth_choices[] = {"bearer", "api-key", NULL};
+static const char *const cfg_format_choices[] = {"pcmu", "pcm24", NULL};
+static const char *const cfg_vad_choices[] = {"server_vad", "semantic_vad", "none", NULL};
+static const char *const cfg_eagerness_choices[] = {"low", "medium", "high", "auto", NULL};
 
 static const struct va_cfg_var cfg_table[] = {
     CFG_SECRET("OpenAI", "OPENAI_API_KEY", openai_api_key,
@@ -41,6 +51,59 @@ static const struct va_cfg_var cfg_table[] = {
     CFG_TEXT("OpenAI", "OPENAI_REALTIME_URL", VA_CFG_WS_URL, "url", "ws:// or wss:// URL",
              "wss://api.openai.com/v1/realtime", openai_realtime_url,
              "WebSocket endpoint of the Realtime API."),
+
+    CFG_CHOICE("OpenAI", "OPENAI_AUTH", openai_auth, cfg_auth_choices, "bearer, api-key", "bearer",
+               "How the key is sent: Authorization: Bearer (OpenAI) or api-key (Azure OpenAI, with "
+               "OPENAI_REALTIME_URL set to https://<resource>.openai.azure.com/openai/v1/realtime "
+               "as wss:// and the deployment as OPENAI_REALTIME_MODEL)."),
+    CFG_TEXT("OpenAI", "OPENAI_INSTRUCTIONS", VA_CFG_STRING, "string", "text",
+             "You are a friendly member-services assistant answering the phone. Keep answers "
+             "short and natural: this is a phone call.",
+             openai_instructions, "System instructions of every call's session."),
+    CFG_TEXT("OpenAI", "OPENAI_INSTRUCTIONS_FILE", VA_CFG_STRING, "string", "file path", "",
+             openai_instructions_file,
+             "When set, the instructions are read from this file at start (it wins over "
+             "OPENAI_INSTRUCTIONS); an unreadable file stops startup."),
+    CFG_TEXT("OpenAI", "OPENAI_GREETING", VA_CFG_STRING, "string", "text", "", openai_greeting,
+             "When set, the agent speaks first, following these instructions (e.g. \"Greet the "
+             "caller and ask how you can help.\"); empty: the caller speaks first."),
+    CFG_CHOICE("OpenAI", "OPENAI_AUDIO_FORMAT", openai_audio_format, cfg_format_choices,
+               "pcmu, pcm24", "pcmu",
+               "pcmu: the caller's mu-law passes through untouched both ways; pcm24: PCM16 "
+               "24 kHz through the daemon's resampler."),
+    CFG_CHOICE("OpenAI", "OPENAI_VAD", openai_vad, cfg_vad_choices,
+               "server_vad, semantic_vad, none", "server_vad",
+               "Turn detection; none means the daemon commits turns itself and nothing "
+               "interrupts the agent automatically."),
+    CFG_ROW("OpenAI", "OPENAI_VAD_THRESHOLD", VA_CFG_DECIMAL, "decimal", "0.0..1.0", "0.5",
+            "server_vad activation threshold; higher needs louder speech.", openai_vad_threshold, 0,
+            1000, false),
+    CFG_INT("OpenAI", "OPENAI_VAD_PREFIX_MS", VA_CFG_U32, openai_vad_prefix_ms, 0, 5000, 300,
+            "server_vad: audio kept before detected speech."),
+    CFG_INT("OpenAI", "OPENAI_VAD_SILENCE_MS", VA_CFG_U32, openai_vad_silence_ms, 100, 10000, 500,
+            "server_vad: silence that ends the caller's turn."),
+    CFG_CHOICE("OpenAI", "OPENAI_VAD_EAGERNESS", openai_vad_eagerness, cfg_eagerness_choices,
+               "low, medium, high, auto", "auto", "semantic_vad: how soon the model answers."),
+    CFG_TEXT("OpenAI", "OPENAI_TRANSCRIPTION_MODEL", VA_CFG_STRING, "string", "model name",
+             "gpt-4o-mini-transcribe", openai_transcription_model,
+             "Transcribes the caller's turns for the call record; empty turns it off."),
+    CFG_TEXT("OpenAI", "OPENAI_TRANSCRIPTION_LANGUAGE", VA_CFG_STRING, "string", "ISO-639-1 code",
+             "", openai_transcription_language,
+             "Language hint for caller transcription; empty: detected."),
+    CFG_INT("OpenAI", "REALTIME_CONNECT_TIMEOUT_MS", VA_CFG_U32, realtime_connect_timeout_ms, 100,
+            120000, 10000,
+            "DNS, TCP, TLS and upgrade to the Realtime API must finish within this."),
+    CFG_INT("OpenAI", "REALTIME_MAX_MESSAGE_BYTES", VA_CFG_U32, realtime_max_message_bytes, 65536,
+            67108864, 1048576,
+            "Largest Realtime server message reassembled; larger ends the call."),
+    CFG_INT("OpenAI", "REALTIME_SESSION_MAX_S", VA_CFG_U32, realtime_session_max_s, 5, 3540, 3300,
+            "Sessions older than this are replaced between turns by a new one seeded with the "
+            "conversation (the service ends sessions at 60 minutes)."),
+    CFG_INT("OpenAI", "BREAKER_THRESHOLD", VA_CFG_U32, breaker_threshold, 1, 1000, 5,
+            "Consecutive Realtime connect failures that open the circuit: new calls then get the "
+            "apology TwiML and /ready answers 503 until a probe connects."),
+    CFG_INT("OpenAI", "BREAKER_COOLDOWN_MS", VA_CFG_U32, breaker_cooldown_ms, 100, 600000, 10000,
+            "While the circuit is open, a probe connection is tried this often."),
 
     CFG_TEXT("Twilio", "TWILIO_ACCOUNT_SID", VA_CFG_STRING, "string", "account SID", "",
              twilio_account_sid, "Twilio account the calls belong to."),
@@ -109,6 +172,14 @@ static const struct va_cfg_var cfg_table[] = {
     CFG_INT("HTTP", "HTTP_IDLE_TIMEOUT_MS", VA_CFG_U32, http_idle_timeout_ms, 100, 3600000, 60000,
             "A keep-alive connection with no request in flight is closed after this."),
 
+    CFG_INT("Media streams", "OUTBOUND_AHEAD_MS", VA_CFG_U32, outbound_ahead_ms, 40, 5000, 200,
+            "Agent audio sent to Twilio ahead of what it has played (per mark echoes); the rest "
+            "waits in the call's queue, so a barge-in clears little."),
+    CFG_INT("Media streams", "OUTBOUND_QUEUE_BYTES", VA_CFG_U32, outbound_queue_bytes, 8000,
+            4194304, 262144,
+            "Agent audio (mu-law bytes) a call may hold; 262144 is 32 s, a whole reply."),
+    CFG_INT("Media streams", "INBOUND_BATCH_MS", VA_CFG_U32, inbound_batch_ms, 20, 1000, 20,
+            "Caller audio per input_audio_buffer.append (20 = every Twilio frame, no batching)."),
     CFG_INT("Media streams", "WS_MAX_MESSAGE_BYTES", VA_CFG_U32, ws_max_message_bytes, 1024,
             16777216, 65536,
             "Largest WebSocket message accepted on /ws/twilio; a larger one closes the stream "
@@ -167,6 +238,8 @@ static bool cfg_is_string_kind(enum va_cfg_kind kind)
     case VA_CFG_U32:
     case VA_CFG_LOG_LEVEL:
     case VA_CFG_CIDR_LIST:
+    case VA_CFG_CHOICE:
+    case VA_CFG_DECIMAL:
         break;
     }
     return false;
@@ -250,6 +323,41 @@ static int cfg_parse_log_level(const char *s, enum va_log_level *out)
         }
     }
     return VA_EINVAL;
+}
+
+static int cfg_parse_choice(const char *s, const char *const *choices, int *out)
+{
+    for (int i = 0; choices[i]; i++) {
+        if (strcasecmp(s, choices[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return VA_EINVAL;
+}
+
+/* A plain decimal ("0.5", "1", ".75"), no exponent or sign, within [lo, hi] thousandths. */
+static int cfg_parse_decimal(const char *s, uint32_t lo, uint32_t hi, double *out)
+{
+    double v = 0, scale = 1;
+    bool dot = false, digits = false;
+    for (; *s; s++) {
+        if (*s == '.' && !dot) {
+            dot = true;
+        } else if (cfg_is_digit(*s)) {
+            digits = true;
+            if (dot)
+                v += (scale /= 10) * (*s - '0');
+            else if ((v = v * 10 + (*s - '0')) > 1e9)
+                return VA_EINVAL;
+        } else {
+            return VA_EINVAL;
+        }
+    }
+    if (!digits || v * 1000 < lo || v * 1000 > hi)
+        return VA_EINVAL;
+    *out = v;
+    return 0;
 }
 
 /* E.164 allows at most 15 digits; 2 is the shortest country code plus a digit. */
@@ -422,6 +530,10 @@ static int cfg_set(struct va_cfg *cfg, const struct va_cfg_var *v, const char *v
         return cfg_parse_uint(val, v->min, v->max, cfg_field(cfg, v));
     case VA_CFG_LOG_LEVEL:
         return cfg_parse_log_level(val, cfg_field(cfg, v));
+    case VA_CFG_CHOICE:
+        return cfg_parse_choice(val, v->choices, cfg_field(cfg, v));
+    case VA_CFG_DECIMAL:
+        return cfg_parse_decimal(val, v->min, v->max, cfg_field(cfg, v));
     case VA_CFG_CIDR_LIST:
         return va_cidr_parse_list(cfg->trust_proxy, VA_CFG_MAX_PROXIES, &cfg->trust_proxy_len, val,
                                   strlen(val))
@@ -474,6 +586,12 @@ static void cfg_expect(const struct va_cfg_var *v, char *buf, size_t len)
     case VA_CFG_LOG_LEVEL:
         s = "debug, info, warn or error";
         break;
+    case VA_CFG_CHOICE:
+        snprintf(buf, len, "one of %s", v->range);
+        return;
+    case VA_CFG_DECIMAL:
+        snprintf(buf, len, "a decimal number %s", v->range);
+        return;
     case VA_CFG_CIDR_LIST:
         s = "up to " CFG_STR(VA_CFG_MAX_PROXIES) " addresses or CIDR ranges separated by commas "
                                                  "or spaces";

@@ -6,6 +6,7 @@
 #include "core/ctx.h"
 #include "core/json.h"
 #include "http/server.h"
+#include "realtime/client.h"
 #include "twilio/answer.h"
 #include "twilio/stream.h"
 
@@ -89,6 +90,8 @@ static size_t ready_blockers(const struct va_ctx *ctx, const char **reasons)
         reasons[n++] = "OPENAI_API_KEY missing";
     if (!cfg->public_ws_url)
         reasons[n++] = "PUBLIC_WS_URL missing";
+    if (ctx->breaker && !rt_breaker_allows(ctx->breaker))
+        reasons[n++] = "realtime circuit open: connects to the Realtime API keep failing";
     return n;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "call/call.h"
+#include "call/rtlink.h"
 #include "core/ctx.h"
 #include "core/err.h"
 #include "http/routes.h"
@@ -32,6 +33,8 @@ struct tw_stream {
 
 struct tw_hub {
     struct va_ctx *ctx;
+    uv_timer_t tick; /* one timer drives every call's housekeeping */
+    bool tick_closed;
     struct tw_stream *streams;
     size_t active;
     /* scratch shared by all streams: a message is handled completely before the next */
@@ -41,12 +44,29 @@ struct tw_hub {
     char err[160];
 };
 
+static void hub_on_tick(uv_timer_t *t)
+{
+    struct tw_hub *hub = t->data;
+    for (struct tw_stream *s = hub->streams; s; s = s->next)
+        if (s->call && !s->closing)
+            call_tick(s->call);
+}
+
 struct tw_hub *tw_hub_new(struct va_ctx *ctx)
 {
     struct tw_hub *hub = va_xcalloc(1, sizeof(*hub));
     hub->ctx = ctx;
     va_buf_init(&hub->out, STREAM_OUT_MAX);
+    uv_timer_init(ctx->loop, &hub->tick);
+    hub->tick.data = hub;
+    uv_timer_start(&hub->tick, hub_on_tick, CALL_TICK_MS, CALL_TICK_MS);
     return hub;
+}
+
+static void hub_on_tick_closed(uv_handle_t *h)
+{
+    struct tw_hub *hub = h->data;
+    hub->tick_closed = true;
 }
 
 void tw_hub_free(struct tw_hub *hub)
@@ -64,6 +84,8 @@ size_t tw_hub_active(const struct tw_hub *hub)
 
 void tw_hub_close_all(struct tw_hub *hub, uint16_t code, const char *reason)
 {
+    if (hub && !uv_is_closing((uv_handle_t *)&hub->tick))
+        uv_close((uv_handle_t *)&hub->tick, hub_on_tick_closed);
     for (struct tw_stream *s = hub ? hub->streams : NULL; s; s = s->next) {
         if (!s->closing) {
             s->closing = true;
@@ -100,10 +122,21 @@ static int stream_send_clear(void *ud)
     return stream_send_built(s, tw_media_build_clear(&s->hub->out, s->stream_sid));
 }
 
+/* Closing the stream first makes Twilio run the TwiML after </Connect>: the apology. */
+static void stream_hangup(void *ud, const char *reason)
+{
+    struct tw_stream *s = ud;
+    if (s->closing)
+        return;
+    s->closing = true;
+    va_ws_close(s->ws, VA_WS_INTERNAL, reason);
+}
+
 static const struct call_tw_port stream_port = {
     .send_media = stream_send_media,
     .send_mark = stream_send_mark,
     .send_clear = stream_send_clear,
+    .hangup = stream_hangup,
 };
 
 /* ---- inbound messages ---- */
@@ -152,7 +185,10 @@ static void stream_start(struct tw_stream *s, const struct tw_event *ev)
         .from = tw_start_param(st, "From", NULL),
         .to = tw_start_param(st, "To", NULL),
     };
-    int err = call_open(&s->call, ctx, &info, &stream_port, s);
+    /* AUDIO_ECHO is a line check without the model */
+    bool model = !cfg->audio_echo && ctx->rtlink;
+    int err = call_open(&s->call, ctx, &info, &stream_port, s, model ? &call_rtlink_port : NULL,
+                        ctx->rtlink);
     if (err) {
         stream_fail(s, VA_WS_INTERNAL, va_strerror(err));
         return;

@@ -315,6 +315,7 @@ class Call {
     this.receivedMedia = 0;
     this.receivedMarks = 0;
     this.clears = 0;
+    this.playedAtClear = []; // playedBytes when each clear arrived
     this.marksEchoed = 0;
     this.playedBytes = 0;
     this.clearedBytes = 0;
@@ -679,6 +680,7 @@ class Call {
       this.play(0); // echoed at once when no audio is queued before it
     } else {
       this.clears++;
+      this.playedAtClear.push(this.playedBytes);
       const marks = this.fifo.filter((x) => x.mark !== undefined);
       this.clearedBytes += this.fifoBytes;
       this.fifo = [];
@@ -862,6 +864,7 @@ class Call {
       receivedMedia: this.receivedMedia,
       receivedMarks: this.receivedMarks,
       clears: this.clears,
+      playedAtClear: this.playedAtClear,
       playedBytes: this.playedBytes,
       clearedBytes: this.clearedBytes,
       queuedBytes: this.fifoBytes,

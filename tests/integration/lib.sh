@@ -7,6 +7,9 @@ set -u
 T=$(mktemp -d "${TMPDIR:-/tmp}/va-it.XXXXXX")
 VA_PID=""
 VA_PORT=""
+RT_PID=""
+RT_PORT=""
+RT_KEY=sk-test-realtime-0123456789
 VA_LOG="$T/daemon.log"
 FAILS=0
 CHECKS=0
@@ -14,6 +17,9 @@ CHECKS=0
 cleanup() {
     if [ -n "$VA_PID" ] && kill -0 "$VA_PID" 2>/dev/null; then
         kill -KILL "$VA_PID" 2>/dev/null
+    fi
+    if [ -n "$RT_PID" ]; then
+        kill "$RT_PID" 2>/dev/null
     fi
     rm -rf "$T"
 }
@@ -124,3 +130,38 @@ raw() {
 }
 
 log_has() { grep -c -- "$1" "$VA_LOG"; }
+
+# rt_start [options]: the fake OpenAI Realtime (tests/fakes/realtime.js) on an ephemeral
+# port, logging to $T/rt.log, recording input audio under $T/rtrec; sets RT_PORT.
+rt_start() {
+    mkdir -p "$T/rtrec"
+    : >"$T/rt.out"
+    node "$VA_ROOT/tests/fakes/realtime.js" --port 0 --key "$RT_KEY" --log "$T/rt.log" \
+        --record-dir "$T/rtrec" "$@" >>"$T/rt.out" 2>"$T/rt.err" &
+    RT_PID=$!
+    for _ in $(seq 1 100); do
+        RT_PORT=$(sed -n 's/^{"listening":\([0-9]*\)}$/\1/p' "$T/rt.out" | head -n 1)
+        [ -n "$RT_PORT" ] && return
+        sleep 0.05
+    done
+    echo "fake realtime did not start" >&2
+    cat "$T/rt.err" >&2
+    exit 1
+}
+
+# rt_stop: SIGTERM (the fake prints the summaries of open sessions and exits 0).
+rt_stop() {
+    kill "$RT_PID" 2>/dev/null
+    wait "$RT_PID" 2>/dev/null
+    RT_PID=""
+}
+
+# rt_last_session: the id of the last session the fake summarised.
+rt_last_session() {
+    node -e 'const l=require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").filter(x=>x.startsWith("{\"session")); console.log(JSON.parse(l[l.length-1]).session)' "$T/rt.out"
+}
+
+# va_start_rt [VAR=value ...]: the daemon pointed at the fake Realtime.
+va_start_rt() {
+    va_start OPENAI_API_KEY=$RT_KEY OPENAI_REALTIME_URL=ws://127.0.0.1:$RT_PORT/v1/realtime "$@"
+}

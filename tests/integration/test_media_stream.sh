@@ -15,7 +15,8 @@ sox "$T/speech.wav" -r 8000 -c 1 -e mu-law -t raw "$T/speech.ulaw"
 size=$(stat -c %s "$T/speech.ulaw")
 [ "$size" -gt 16000 ] && ok || fail "speech clip too short: $size bytes"
 
-va_start OPENAI_API_KEY=sk-test PUBLIC_WS_URL=wss://example.com/ws/twilio TWILIO_AUTH_TOKEN=$TOKEN \
+rt_start
+va_start_rt PUBLIC_WS_URL=wss://example.com/ws/twilio TWILIO_AUTH_TOKEN=$TOKEN \
     TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 RECORDINGS_DIR="$REC"
 common=(--port "$VA_PORT" --token "$TOKEN" --public-base https://example.com
     --account-sid AC00000000000000000000000000000000)

@@ -152,6 +152,23 @@ static void test_table(void **state)
         "OPENAI_REALTIME_MODEL",
         "OPENAI_REALTIME_VOICE",
         "OPENAI_REALTIME_URL",
+        "OPENAI_AUTH",
+        "OPENAI_INSTRUCTIONS",
+        "OPENAI_INSTRUCTIONS_FILE",
+        "OPENAI_GREETING",
+        "OPENAI_AUDIO_FORMAT",
+        "OPENAI_VAD",
+        "OPENAI_VAD_THRESHOLD",
+        "OPENAI_VAD_PREFIX_MS",
+        "OPENAI_VAD_SILENCE_MS",
+        "OPENAI_VAD_EAGERNESS",
+        "OPENAI_TRANSCRIPTION_MODEL",
+        "OPENAI_TRANSCRIPTION_LANGUAGE",
+        "REALTIME_CONNECT_TIMEOUT_MS",
+        "REALTIME_MAX_MESSAGE_BYTES",
+        "REALTIME_SESSION_MAX_S",
+        "BREAKER_THRESHOLD",
+        "BREAKER_COOLDOWN_MS",
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",
         "TWILIO_FROM_NUMBER",
@@ -177,6 +194,9 @@ static void test_table(void **state)
         "HTTP_MAX_BODY_BYTES",
         "HTTP_REQUEST_TIMEOUT_MS",
         "HTTP_IDLE_TIMEOUT_MS",
+        "OUTBOUND_AHEAD_MS",
+        "OUTBOUND_QUEUE_BYTES",
+        "INBOUND_BATCH_MS",
         "WS_MAX_MESSAGE_BYTES",
         "WS_MAX_SEND_QUEUE_BYTES",
         "RECORDINGS_DIR",
@@ -187,8 +207,8 @@ static void test_table(void **state)
     };
     static const char *const secrets[] = {"OPENAI_API_KEY", "TWILIO_AUTH_TOKEN",
                                           "SUPABASE_SERVICE_ROLE_KEY", "MCP_AUTH_TOKEN"};
-    static const char *const types[] = {"string", "secret", "bool",     "int",
-                                        "url",    "enum",   "cidr list"};
+    static const char *const types[] = {"string", "secret", "bool",      "int",
+                                        "url",    "enum",   "cidr list", "decimal"};
     size_t n;
     const struct va_cfg_var *vars = va_cfg_vars(&n);
     (void)state;
@@ -288,7 +308,7 @@ static void test_integers(void **state)
             assert_int_equal(strncmp(err, want, strlen(want)), 0);
         }
     }
-    assert_int_equal(tested, 13);
+    assert_int_equal(tested, 23);
 
     bad1("PORT", "abc", err, sizeof(err));
     assert_string_equal(err, "PORT: expected an integer 0..65535 (got \"abc\")");
@@ -759,6 +779,12 @@ static void test_print_example(void **state)
             break;
         case VA_CFG_CIDR_LIST:
             assert_int_equal(from_file.trust_proxy_len, defaults.trust_proxy_len);
+            break;
+        case VA_CFG_CHOICE:
+            assert_int_equal(*(int *)field(&from_file, v), *(int *)field(&defaults, v));
+            break;
+        case VA_CFG_DECIMAL:
+            assert_true(*(double *)field(&from_file, v) == *(double *)field(&defaults, v));
             break;
         default: {
             const char *a = *(char **)field(&from_file, v);

@@ -1,0 +1,675 @@
+/* src/call/bridge.c: a call's Realtime session: setup, caller audio in, agent audio
+ * out paced by Twilio's mark echoes, barge-in, transcripts, session rotation.
+ * See ../shared/reference/openai-realtime.md §2, §6 and twilio.md §5. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio/mulaw.h"
+#include "call/internal.h"
+#include "core/ctx.h"
+#include "core/err.h"
+
+/* Caller audio kept while the session is not ready yet: 2 s. */
+#define BRIDGE_PENDING_MS 2000
+
+struct call_shared {
+    struct rt_event ev;
+    uint8_t *audio;
+    size_t audio_cap;
+    struct va_buf out;
+    char err[160];
+};
+
+struct call_shared *call_shared_new(size_t max_message)
+{
+    struct call_shared *s = va_xcalloc(1, sizeof(*s));
+    /* base64 carries 3 bytes in 4 characters */
+    s->audio_cap = max_message / 4 * 3 + 3;
+    s->audio = va_xmalloc(s->audio_cap);
+    va_buf_init(&s->out, max_message);
+    return s;
+}
+
+void call_shared_free(struct call_shared *s)
+{
+    if (!s)
+        return;
+    va_buf_deinit(&s->out);
+    free(s->audio);
+    free(s);
+}
+
+static uint64_t bridge_now(const struct call *c)
+{
+    return uv_now(c->ctx->loop);
+}
+
+/* ---- sending to the model ---- */
+
+static int bridge_send_built(struct call *c, void *conn, int err)
+{
+    struct va_buf *out = &c->ctx->calls->out;
+    if (!err && conn)
+        err = c->rt->send(conn, out->data, out->len);
+    va_buf_reset(out);
+    if (err && err != VA_ECLOSED)
+        va_log_warn(c->ctx->log, "call", "realtime send failed", VA_LSTR("callSid", c->call_sid),
+                    VA_LSTR("reason", va_strerror(err)));
+    return err;
+}
+
+static int bridge_send_session_update(struct call *c, void *conn)
+{
+    const struct va_cfg *cfg = c->ctx->cfg;
+    static const char *const eagerness[] = {"low", "medium", "high", "auto"};
+    struct rt_session_cfg s = {
+        .instructions = cfg->openai_instructions,
+        .voice = cfg->openai_realtime_voice,
+        .format = cfg->openai_audio_format == VA_FMT_PCM24 ? RT_FMT_PCM24 : RT_FMT_PCMU,
+        .vad = cfg->openai_vad == VA_VAD_SEMANTIC ? RT_VAD_SEMANTIC
+               : cfg->openai_vad == VA_VAD_NONE   ? RT_VAD_NONE
+                                                  : RT_VAD_SERVER,
+        .vad_threshold = cfg->openai_vad_threshold,
+        .vad_prefix_padding_ms = cfg->openai_vad_prefix_ms,
+        .vad_silence_ms = cfg->openai_vad_silence_ms,
+        .vad_eagerness = eagerness[cfg->openai_vad_eagerness & 3],
+        .create_response = true,
+        .interrupt_response = true,
+        .transcription_model = cfg->openai_transcription_model,
+        .transcription_language = cfg->openai_transcription_language,
+        .noise_reduction = "near_field",
+        .tools_json = NULL, /* the tool registry arrives with the MCP issue */
+    };
+    return bridge_send_built(c, conn, rt_build_session_update(&c->ctx->calls->out, &s, "cfg_1"));
+}
+
+/* One input_audio_buffer.append of what the batch holds. */
+static void bridge_flush_batch(struct call *c)
+{
+    if (!c->in_batch.len)
+        return;
+    int err = bridge_send_built(
+        c, c->conn,
+        rt_build_append(&c->ctx->calls->out, (const uint8_t *)c->in_batch.data, c->in_batch.len));
+    if (err)
+        c->in_dropped += c->in_batch.len;
+    va_buf_reset(&c->in_batch);
+}
+
+/* Audio for the model in its format; batched; held (bounded, oldest dropped and
+ * counted) until the session is ready. */
+static void bridge_queue_input(struct call *c, const uint8_t *audio, size_t len)
+{
+    if (va_buf_append(&c->in_batch, audio, len)) {
+        /* only before the session is ready can the batch outgrow its bound */
+        size_t drop = len > c->in_batch.len ? c->in_batch.len : len;
+        va_buf_consume(&c->in_batch, drop);
+        c->in_dropped += drop;
+        if (va_buf_append(&c->in_batch, audio, len))
+            c->in_dropped += len;
+    }
+    if (c->rt_state == CALL_RT_READY && c->in_batch.len >= c->batch_bytes)
+        bridge_flush_batch(c);
+}
+
+void bridge_caller_audio(struct call *c, const uint8_t *mulaw, size_t len)
+{
+    if (c->echo) {
+        if (audio_playout_push(&c->outq, mulaw, len))
+            audio_playout_flush(&c->outq); /* fell behind: start over rather than lag */
+        uint8_t frame[AUDIO_FRAME_BYTES];
+        while (audio_playout_pop(&c->outq, frame))
+            call_send_agent(c, frame, sizeof(frame));
+        return;
+    }
+    if (c->rt_state == CALL_RT_NONE || c->rt_state == CALL_RT_FAILED)
+        return;
+    if (!c->pcm24) {
+        bridge_queue_input(c, mulaw, len);
+        return;
+    }
+    /* PCM16 24 kHz: decode, resample up, little-endian bytes */
+    for (size_t off = 0; off < len; off += AUDIO_FRAME_SAMPLES_8K) {
+        size_t n = len - off < AUDIO_FRAME_SAMPLES_8K ? len - off : AUDIO_FRAME_SAMPLES_8K;
+        int16_t pcm8[AUDIO_FRAME_SAMPLES_8K];
+        int16_t pcm24[AUDIO_FRAME_SAMPLES_24K + 16];
+        uint8_t bytes[sizeof(pcm24)];
+        size_t made = 0;
+        audio_mulaw_decode(mulaw + off, n, pcm8);
+        if (audio_resampler_process(&c->up, pcm8, n, pcm24, sizeof(pcm24) / 2, &made))
+            continue;
+        for (size_t i = 0; i < made; i++) {
+            bytes[2 * i] = (uint8_t)((uint16_t)pcm24[i] & 0xff);
+            bytes[2 * i + 1] = (uint8_t)((uint16_t)pcm24[i] >> 8);
+        }
+        bridge_queue_input(c, bytes, made * 2);
+    }
+}
+
+/* ---- agent audio out: queue, pacing, marks ---- */
+
+static struct call_item *bridge_item(struct call *c, int i)
+{
+    return i >= 0 ? &c->items[i] : NULL;
+}
+
+static int bridge_find_item(struct call *c, const char *id)
+{
+    for (int i = 0; i < CALL_ITEMS; i++)
+        if (c->items[i].used && strcmp(c->items[i].id, id) == 0)
+            return i;
+    return -1;
+}
+
+static int bridge_new_item(struct call *c, const char *id, const char *response_id)
+{
+    int i = c->item_next;
+    c->item_next = (c->item_next + 1) % CALL_ITEMS;
+    /* a slot still referenced by queued audio or marks would mislabel them; with one
+     * audio item per response and a clear at every barge-in this never happens */
+    c->items[i] = (struct call_item){.used = true, .first_ms = bridge_now(c) - c->start_ms};
+    snprintf(c->items[i].id, sizeof(c->items[i].id), "%s", id);
+    snprintf(c->items[i].response_id, sizeof(c->items[i].response_id), "%s", response_id);
+    return i;
+}
+
+static void bridge_seg_push(struct call *c, int item, size_t bytes)
+{
+    if (c->seg_len) {
+        struct call_seg *last = &c->segs[(c->seg_head + c->seg_len - 1) % CALL_SEGS];
+        if (last->item == item) {
+            last->bytes += bytes;
+            return;
+        }
+    }
+    if (c->seg_len == CALL_SEGS) {
+        /* more item changes queued than we track: attribute to the newest */
+        c->segs[(c->seg_head + c->seg_len - 1) % CALL_SEGS].bytes += bytes;
+        return;
+    }
+    c->segs[(c->seg_head + c->seg_len) % CALL_SEGS] = (struct call_seg){item, bytes};
+    c->seg_len++;
+}
+
+static void bridge_send_mark(struct call *c, int item)
+{
+    struct call_item *it = &c->items[item];
+    if (c->mark_len == CALL_MARKS)
+        return; /* the next one covers this audio too */
+    char name[RT_ID_MAX + 48];
+    uint64_t item_ms = it->sent / 8;
+    snprintf(name, sizeof(name), "g%" PRIu32 ":%s:%" PRIu64, c->gen, it->id, item_ms);
+    if (c->port->send_mark(c->port_ud, name))
+        return;
+    c->marks_q[(c->mark_head + c->mark_len) % CALL_MARKS] =
+        (struct call_mark){.gen = c->gen, .item = item, .item_ms = item_ms, .total = c->gen_sent};
+    c->mark_len++;
+    c->since_mark = 0;
+}
+
+/* Sends whole frames while Twilio is less than OUTBOUND_AHEAD_MS ahead of playback. */
+static void bridge_pump(struct call *c)
+{
+    uint64_t ahead = (uint64_t)c->ctx->cfg->outbound_ahead_ms * 8;
+    uint8_t frame[AUDIO_FRAME_BYTES];
+    while (c->gen_sent - c->gen_heard < ahead && audio_playout_pop(&c->outq, frame)) {
+        /* the frame's bytes belong to the items at the front of the queue */
+        int item = -1;
+        size_t left = sizeof(frame);
+        bool item_ended = false;
+        while (left && c->seg_len) {
+            struct call_seg *sg = &c->segs[c->seg_head];
+            size_t take = sg->bytes < left ? sg->bytes : left;
+            item = sg->item;
+            c->items[item].sent += take;
+            sg->bytes -= take;
+            left -= take;
+            if (sg->bytes == 0) {
+                c->seg_head = (c->seg_head + 1) % CALL_SEGS;
+                c->seg_len--;
+                item_ended = true;
+            }
+        }
+        call_send_agent(c, frame, sizeof(frame));
+        c->gen_sent += sizeof(frame);
+        c->since_mark += sizeof(frame);
+        if (item >= 0 && (c->since_mark >= CALL_MARK_EVERY || item_ended))
+            bridge_send_mark(c, item);
+    }
+}
+
+static void bridge_agent_audio(struct call *c, int item, const uint8_t *audio, size_t len)
+{
+    const uint8_t *mulaw = audio;
+    uint8_t conv[4096];
+    size_t n = len;
+    if (c->pcm24) {
+        /* PCM16 24 kHz little-endian; a delta may split a sample */
+        size_t done = 0;
+        while (done < len) {
+            int16_t pcm24[1024];
+            size_t ns = 0;
+            if (c->pcm_odd_have) {
+                pcm24[ns++] = (int16_t)(uint16_t)(c->pcm_odd[0] | (audio[done++] << 8));
+                c->pcm_odd_have = false;
+            }
+            while (ns < 1024 && len - done >= 2) {
+                pcm24[ns++] = (int16_t)(uint16_t)(audio[done] | (audio[done + 1] << 8));
+                done += 2;
+            }
+            if (len - done == 1 && ns < 1024) {
+                c->pcm_odd[0] = audio[done++];
+                c->pcm_odd_have = true;
+            }
+            int16_t pcm8[400];
+            size_t made = 0;
+            if (audio_resampler_process(&c->down, pcm24, ns, pcm8, 400, &made) == 0) {
+                audio_mulaw_encode(pcm8, made, conv);
+                c->items[item].rx_ms_x8 += made;
+                if (audio_playout_push(&c->outq, conv, made)) {
+                    c->out_dropped += made;
+                } else {
+                    bridge_seg_push(c, item, made);
+                }
+            }
+        }
+        bridge_pump(c);
+        return;
+    }
+    c->items[item].rx_ms_x8 += n;
+    if (audio_playout_push(&c->outq, mulaw, n)) {
+        c->out_dropped += n; /* a reply longer than OUTBOUND_QUEUE_BYTES: the rest is lost */
+    } else {
+        bridge_seg_push(c, item, n);
+    }
+    bridge_pump(c);
+}
+
+/* The item's audio is complete: pad the last partial frame so it plays too. */
+static void bridge_audio_done(struct call *c, int item)
+{
+    c->items[item].done = true;
+    size_t pad = audio_playout_finish(&c->outq);
+    if (pad)
+        bridge_seg_push(c, item, pad);
+    bridge_pump(c);
+}
+
+void bridge_mark(struct call *c, const char *name)
+{
+    uint32_t gen = 0;
+    if (sscanf(name, "g%" SCNu32 ":", &gen) != 1 || gen != c->gen) {
+        /* echoed by a clear: not playback */
+        c->stale_marks++;
+        return;
+    }
+    /* echoes come in order: drop marks up to this one */
+    while (c->mark_len) {
+        struct call_mark m = c->marks_q[c->mark_head];
+        c->mark_head = (c->mark_head + 1) % CALL_MARKS;
+        c->mark_len--;
+        c->gen_heard = m.total;
+        struct call_item *it = bridge_item(c, m.item);
+        if (it && m.item_ms > it->heard_ms)
+            it->heard_ms = m.item_ms;
+        char want[RT_ID_MAX + 48];
+        snprintf(want, sizeof(want), "g%" PRIu32 ":%s:%" PRIu64, m.gen, it ? it->id : "",
+                 m.item_ms);
+        if (strcmp(want, name) == 0)
+            break;
+    }
+    bridge_pump(c);
+}
+
+/* ---- barge-in ---- */
+
+static bool bridge_agent_audible(const struct call *c)
+{
+    return audio_playout_bytes(&c->outq) > 0 || c->gen_sent > c->gen_heard;
+}
+
+static void bridge_barge_in(struct call *c, uint64_t t0_ns)
+{
+    struct va_buf *out = &c->ctx->calls->out;
+    /* 1. stop playback now; echoes of the old generation are not playback */
+    c->port->send_clear(c->port_ud);
+    uint64_t react_us = (uv_hrtime() - t0_ns) / 1000;
+    c->gen++;
+    audio_playout_flush(&c->outq);
+    c->seg_len = 0;
+    c->mark_len = 0;
+    c->gen_sent = c->gen_heard = 0;
+    c->since_mark = 0;
+    c->barge_ins++;
+    c->react_us_sum += react_us;
+    if (react_us > c->react_us_max)
+        c->react_us_max = react_us;
+
+    /* 2-5. the item being played: cut the conversation at what the caller heard */
+    int playing = -1;
+    for (int k = 1; k <= CALL_ITEMS; k++) {
+        int i = (c->item_next - k + CALL_ITEMS) % CALL_ITEMS;
+        if (c->items[i].used && c->items[i].sent > 0 && !c->items[i].interrupted) {
+            playing = i;
+            break;
+        }
+    }
+    const char *action = "none";
+    uint64_t end_ms = 0;
+    if (playing >= 0) {
+        struct call_item *it = &c->items[playing];
+        uint64_t sent_ms = it->sent / 8, rx_ms = it->rx_ms_x8 / 8;
+        end_ms = it->heard_ms;
+        if (end_ms > sent_ms)
+            end_ms = sent_ms;
+        if (end_ms > rx_ms)
+            end_ms = rx_ms;
+        if (end_ms >= rx_ms && it->done && strcmp(it->response_id, c->active_resp_id) != 0) {
+            action = "fully heard";
+        } else {
+            it->interrupted = true;
+            it->cut_ms = end_ms;
+            if (end_ms == 0) {
+                action = "delete";
+                c->deletes++;
+                bridge_send_built(c, c->conn, rt_build_item_delete(out, it->id));
+            } else {
+                action = "truncate";
+                c->truncates++;
+                bridge_send_built(c, c->conn, rt_build_truncate(out, it->id, end_ms));
+            }
+        }
+        /* 7. the rest of that response's audio was never meant to be heard */
+        snprintf(c->dropped_resp_id, sizeof(c->dropped_resp_id), "%s", it->response_id);
+    }
+    /* 6. with interrupt_response the service cancels by itself; only without VAD
+     * would nobody else do it */
+    if (c->active_resp && c->ctx->cfg->openai_vad == VA_VAD_NONE)
+        bridge_send_built(c, c->conn, rt_build_response_cancel(out));
+    va_log_info(c->ctx->log, "call", "barge-in", VA_LSTR("callSid", c->call_sid),
+                VA_LSTR("action", action),
+                VA_LSTR("itemId", playing >= 0 ? c->items[playing].id : NULL),
+                VA_LINT("audioEndMs", end_ms), VA_LINT("reactUs", react_us));
+}
+
+/* ---- server events ---- */
+
+static void bridge_session_ready(struct call *c, void *conn)
+{
+    const struct va_cfg *cfg = c->ctx->cfg;
+    struct va_buf *out = &c->ctx->calls->out;
+    if (conn == c->next_conn) {
+        /* rotation: seed the new session with the conversation so far, then switch */
+        struct va_buf recap;
+        va_buf_init(&recap, CALL_TURN_TEXT_MAX + 4096);
+        va_buf_append_str(&recap, "This phone call continues from an earlier session. The "
+                                  "conversation so far:\n");
+        for (size_t i = 0; i < c->nturns; i++) {
+            static const char *const who[] = {"Caller", "Assistant", "Caller pressed"};
+            const struct call_turn *t = &c->turns[i];
+            va_buf_printf(&recap, "%s: %.*s%s\n", who[t->role], (int)t->len,
+                          c->turn_text.data + t->off, t->interrupted ? " (interrupted)" : "");
+        }
+        bridge_send_built(c, conn, rt_build_message_item(out, "system", recap.data, recap.len));
+        va_buf_deinit(&recap);
+        void *old = c->conn;
+        c->conn = conn;
+        c->next_conn = NULL;
+        c->session_ms = bridge_now(c);
+        c->rt->close(old, 1000, "session rotated");
+        va_log_info(c->ctx->log, "call", "session rotated", VA_LSTR("callSid", c->call_sid),
+                    VA_LINT("turns", c->nturns));
+        return;
+    }
+    c->rt_state = CALL_RT_READY;
+    c->session_ms = bridge_now(c);
+    va_log_info(c->ctx->log, "call", "session ready", VA_LSTR("callSid", c->call_sid),
+                VA_LINT("ms", c->session_ms - c->start_ms));
+    if (cfg->openai_greeting)
+        bridge_send_built(c, c->conn, rt_build_response_create(out, cfg->openai_greeting));
+    /* what the caller said while we were connecting */
+    if (c->in_batch.len)
+        bridge_flush_batch(c);
+}
+
+static bool bridge_benign_error(const struct rt_event *ev)
+{
+    static const char *const codes[] = {"response_cancel_not_active",
+                                        "conversation_already_has_active_response"};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strcmp(ev->error_code, codes[i]) == 0)
+            return true;
+    /* an over-long truncate is clamped by the server; a vanished item is a race */
+    return strstr(ev->text, "already shorter than") != NULL ||
+           strstr(ev->text, "does not exist") != NULL;
+}
+
+/* Cuts an interrupted agent turn to the heard fraction, at a word boundary. */
+static size_t bridge_cut_text(const char *text, size_t len, uint64_t heard, uint64_t total)
+{
+    if (total == 0 || heard >= total)
+        return len;
+    size_t n = (size_t)((double)len * (double)heard / (double)total);
+    while (n > 0 && text[n] != ' ' && n < len)
+        n--;
+    while (n > 0 && text[n - 1] == ' ')
+        n--;
+    return n;
+}
+
+static void bridge_event(struct call *c, void *conn, struct rt_event *ev)
+{
+    struct va_log *log = c->ctx->log;
+    if (conn != c->conn) {
+        /* the session being prepared (rotation) or one being closed */
+        if (conn == c->next_conn && ev->type == RT_EV_SESSION_UPDATED)
+            bridge_session_ready(c, conn);
+        else if (conn == c->next_conn && ev->type == RT_EV_ERROR)
+            va_log_warn(log, "call", "realtime error (new session)",
+                        VA_LSTR("callSid", c->call_sid), VA_LSTR("code", ev->error_code),
+                        VA_LSTR("message", ev->text));
+        return;
+    }
+    switch (ev->type) {
+    case RT_EV_SESSION_UPDATED:
+        if (c->rt_state == CALL_RT_CONFIGURING) {
+            enum rt_audio_format want = c->pcm24 ? RT_FMT_PCM24 : RT_FMT_PCMU;
+            /* audio may flow only once the service confirms our format (reference §2) */
+            if (!ev->formats_known || ev->in_format != want || ev->out_format != want) {
+                call_fail(c, "session.updated does not confirm the audio format");
+                return;
+            }
+            bridge_session_ready(c, conn);
+        }
+        break;
+    case RT_EV_SPEECH_STARTED: {
+        uint64_t t0 = uv_hrtime();
+        c->caller_speaking = true;
+        if (c->ctx->cfg->duplex_enabled && bridge_agent_audible(c))
+            bridge_barge_in(c, t0);
+        break;
+    }
+    case RT_EV_SPEECH_STOPPED:
+        c->caller_speaking = false;
+        break;
+    case RT_EV_RESPONSE_CREATED:
+        c->active_resp = true;
+        snprintf(c->active_resp_id, sizeof(c->active_resp_id), "%s", ev->response_id);
+        break;
+    case RT_EV_RESPONSE_DONE:
+        if (strcmp(ev->response_id, c->active_resp_id) == 0) {
+            c->active_resp = false;
+            c->active_resp_id[0] = '\0';
+        }
+        break;
+    case RT_EV_AUDIO_DELTA: {
+        if (!c->ctx->cfg->duplex_enabled || strcmp(ev->response_id, c->dropped_resp_id) == 0)
+            break;
+        int item = bridge_find_item(c, ev->item_id);
+        if (item < 0)
+            item = bridge_new_item(c, ev->item_id, ev->response_id);
+        bridge_agent_audio(c, item, ev->audio, ev->audio_len);
+        break;
+    }
+    case RT_EV_AUDIO_DONE: {
+        int item = bridge_find_item(c, ev->item_id);
+        if (item >= 0 && !c->items[item].interrupted)
+            bridge_audio_done(c, item);
+        break;
+    }
+    case RT_EV_TRANSCRIPT_DONE: {
+        int item = bridge_find_item(c, ev->item_id);
+        const struct call_item *it = item >= 0 ? &c->items[item] : NULL;
+        bool cut = it && it->interrupted;
+        size_t len = cut ? bridge_cut_text(ev->text, ev->text_len, it->cut_ms, it->rx_ms_x8 / 8)
+                         : ev->text_len;
+        uint64_t at = it ? it->first_ms : bridge_now(c) - c->start_ms;
+        call_turn_add(c, CALL_TURN_AGENT, at, ev->text, len, cut);
+        break;
+    }
+    case RT_EV_INPUT_TRANSCRIPT:
+        call_turn_add(c, CALL_TURN_CALLER, bridge_now(c) - c->start_ms, ev->text, ev->text_len,
+                      false);
+        break;
+    case RT_EV_FUNCTION_CALL:
+        /* no tools are offered until the tool registry lands; say so to the model */
+        bridge_send_built(c, c->conn,
+                          rt_build_function_output(&c->ctx->calls->out, ev->call_id,
+                                                   "{\"error\":\"no such tool\"}", 25));
+        break;
+    case RT_EV_ERROR:
+        if (bridge_benign_error(ev)) {
+            va_log_debug(log, "call", "realtime race", VA_LSTR("callSid", c->call_sid),
+                         VA_LSTR("code", ev->error_code), VA_LSTR("message", ev->text));
+            break;
+        }
+        va_log_warn(log, "call", "realtime error", VA_LSTR("callSid", c->call_sid),
+                    VA_LSTR("type", ev->error_type), VA_LSTR("code", ev->error_code),
+                    VA_LSTR("message", ev->text));
+        if (c->rt_state == CALL_RT_CONFIGURING)
+            call_fail(c, "session.update refused");
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- the port's callbacks ---- */
+
+void call_rt_opened(struct call *c, void *conn)
+{
+    if (c->ended)
+        return;
+    if (conn == c->conn)
+        c->rt_state = CALL_RT_CONFIGURING;
+    /* send before any audio: the session starts as PCM 24 kHz */
+    bridge_send_session_update(c, conn);
+}
+
+void call_rt_message(struct call *c, void *conn, const char *json, size_t len)
+{
+    if (c->ended)
+        return;
+    struct call_shared *sh = c->ctx->calls;
+    int err =
+        rt_event_parse(&sh->ev, json, len, sh->audio, sh->audio_cap, sh->err, sizeof(sh->err));
+    if (err) {
+        va_log_warn(c->ctx->log, "call", "bad realtime message", VA_LSTR("callSid", c->call_sid),
+                    VA_LSTR("reason", sh->err));
+        return;
+    }
+    bridge_event(c, conn, &sh->ev);
+}
+
+void call_rt_closed(struct call *c, void *conn, int err, uint16_t code, const char *reason)
+{
+    bool current = conn == c->conn;
+    if (conn == c->conn)
+        c->conn = NULL;
+    if (conn == c->next_conn)
+        c->next_conn = NULL;
+    if (!c->ended && current) {
+        char why[200];
+        if (err)
+            snprintf(why, sizeof(why), "realtime connect failed: %s", va_strerror(err));
+        else
+            snprintf(why, sizeof(why), "realtime closed (%u%s%s)", code, *reason ? ": " : "",
+                     reason);
+        c->rt_state = CALL_RT_FAILED;
+        call_fail(c, why);
+    } else if (!c->ended && err) {
+        va_log_warn(c->ctx->log, "call", "session rotation failed", VA_LSTR("callSid", c->call_sid),
+                    VA_LSTR("reason", va_strerror(err)));
+    }
+    call_release(c);
+}
+
+/* ---- lifecycle ---- */
+
+int bridge_open(struct call *c)
+{
+    const struct va_cfg *cfg = c->ctx->cfg;
+    int err = audio_playout_init(&c->outq, c->echo ? 8000 : cfg->outbound_queue_bytes);
+    if (err)
+        return err;
+    if (!c->rt)
+        return 0;
+    c->pcm24 = cfg->openai_audio_format == VA_FMT_PCM24;
+    size_t rate_bytes = c->pcm24 ? 48 : 8; /* per ms */
+    c->batch_bytes = cfg->inbound_batch_ms * rate_bytes;
+    size_t pending = BRIDGE_PENDING_MS * rate_bytes;
+    va_buf_init(&c->in_batch, pending > c->batch_bytes ? pending : c->batch_bytes);
+    if (c->pcm24) {
+        err = audio_resampler_init(&c->up, 8000, 24000, AUDIO_RESAMPLER_QUALITY);
+        if (!err)
+            err = audio_resampler_init(&c->down, 24000, 8000, AUDIO_RESAMPLER_QUALITY);
+        if (err)
+            return err;
+    }
+    c->rt_state = CALL_RT_CONNECTING;
+    err = c->rt->connect(c->rt_ud, c, &c->conn);
+    if (err) {
+        c->rt_state = CALL_RT_FAILED;
+        return err;
+    }
+    c->holds++;
+    return 0;
+}
+
+void bridge_tick(struct call *c, uint64_t now)
+{
+    if (c->rt_state != CALL_RT_READY)
+        return;
+    /* a batch the caller's silence left half full */
+    if (c->in_batch.len && now - c->last_media_ms >= c->ctx->cfg->inbound_batch_ms)
+        bridge_flush_batch(c);
+    /* rotate the session before the service's 60-minute cap, between turns */
+    uint64_t max_ms = (uint64_t)c->ctx->cfg->realtime_session_max_s * 1000;
+    if (!c->next_conn && now - c->session_ms >= max_ms && !c->active_resp && !c->caller_speaking &&
+        !bridge_agent_audible(c)) {
+        if (c->rt->connect(c->rt_ud, c, &c->next_conn) == 0)
+            c->holds++;
+        else
+            c->next_conn = NULL;
+    }
+}
+
+void bridge_close(struct call *c)
+{
+    if (c->conn)
+        c->rt->close(c->conn, 1000, "call ended");
+    if (c->next_conn)
+        c->rt->close(c->next_conn, 1000, "call ended");
+}
+
+void bridge_deinit(struct call *c)
+{
+    audio_playout_deinit(&c->outq);
+    va_buf_deinit(&c->in_batch);
+    if (c->pcm24) {
+        audio_resampler_deinit(&c->up);
+        audio_resampler_deinit(&c->down);
+    }
+}
