@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD := build/release
 TBUILD := build/test
 
-.PHONY: all deps test-deps build build-test run test unit integration clean format
+.PHONY: all deps test-deps build build-test run test unit integration bench clean format
 
 all: build
 
@@ -39,6 +39,11 @@ unit: build-test
 
 integration: build-test
 	cd $(TBUILD) && ctest --output-on-failure -j $(JOBS) -L integration
+
+# N concurrent calls through the daemon and the fake Realtime over TLS (BENCH_CALLS,
+# BENCH_SECONDS); figures in docs/performance.md.
+bench: build test-deps
+	bench/bench.sh
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'include/*.h' 'tests/*.c')

@@ -170,7 +170,7 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
     rt_breaker_init(&m.breaker, cfg->breaker_threshold, cfg->breaker_cooldown_ms);
     ctx->breaker = &m.breaker;
     if (!cfg->audio_echo) {
-        err = rt_lws_open(&ctx->lws, &loop, log, NULL);
+        err = rt_lws_open(&ctx->lws, &loop, log, cfg->realtime_ca_file);
         if (err)
             va_log_error(log, "main", "realtime client unavailable: calls will be refused",
                          VA_LSTR("reason", va_strerror(err)));

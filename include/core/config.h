@@ -85,6 +85,7 @@ struct va_cfg {
     char *openai_transcription_language;
     char *openai_greeting; /* NULL = the caller speaks first */
     uint32_t realtime_connect_timeout_ms;
+    char *realtime_ca_file; /* NULL = system CAs */
     uint32_t realtime_max_message_bytes;
     uint32_t realtime_session_max_s; /* rotate the session before this age */
     uint32_t breaker_threshold;

@@ -123,6 +123,10 @@ bool audio_playout_pop(struct audio_playout *q, uint8_t *out)
     if (q->head >= q->cap)
         q->head -= q->cap;
     q->len -= AUDIO_FRAME_BYTES;
+    /* Empty: start over at the front, so that a call only ever touches (and keeps
+     * resident) as much of the ring as its longest reply, not all of it over time. */
+    if (q->len == 0)
+        q->head = 0;
     return true;
 }
 

@@ -93,6 +93,10 @@ static const struct va_cfg_var cfg_table[] = {
     CFG_INT("OpenAI", "REALTIME_CONNECT_TIMEOUT_MS", VA_CFG_U32, realtime_connect_timeout_ms, 100,
             120000, 10000,
             "DNS, TCP, TLS and upgrade to the Realtime API must finish within this."),
+    CFG_TEXT("OpenAI", "REALTIME_CA_FILE", VA_CFG_STRING, "string", "PEM file path", "",
+             realtime_ca_file,
+             "CA certificates that replace the system store for wss:// to the Realtime API "
+             "(private gateways, the benchmark's throwaway CA); empty: the system CAs."),
     CFG_INT("OpenAI", "REALTIME_MAX_MESSAGE_BYTES", VA_CFG_U32, realtime_max_message_bytes, 65536,
             67108864, 1048576,
             "Largest Realtime server message reassembled; larger ends the call."),

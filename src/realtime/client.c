@@ -467,6 +467,14 @@ static void rt_client_connect(struct rt_client *c)
     }
 }
 
+static const struct addrinfo *rt_pick_addr(const struct addrinfo *res, int family)
+{
+    for (; res; res = res->ai_next)
+        if (res->ai_family == family)
+            return res;
+    return NULL;
+}
+
 static void rt_client_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct rt_client *c = req->data;
@@ -483,18 +491,16 @@ static void rt_client_resolved(uv_getaddrinfo_t *req, int status, struct addrinf
         rt_client_finish(c, status, 0, RT_CLOSE_ABNORMAL, why, strlen(why));
         return;
     }
-    const struct addrinfo *pick = NULL;
-    for (const struct addrinfo *a = res; a && !pick; a = a->ai_next)
-        if (a->ai_family == AF_INET)
-            pick = a;
-    for (const struct addrinfo *a = res; a && !pick; a = a->ai_next)
-        if (a->ai_family == AF_INET6)
-            pick = a;
+    /* the first IPv4 address, else the first IPv6 one */
+    const struct addrinfo *v4 = rt_pick_addr(res, AF_INET);
+    const struct addrinfo *v6 = v4 ? NULL : rt_pick_addr(res, AF_INET6);
     int err = UV_EAI_NONAME;
-    if (pick && pick->ai_family == AF_INET)
-        err = uv_ip4_name((const struct sockaddr_in *)pick->ai_addr, c->ip, sizeof(c->ip));
-    else if (pick)
-        err = uv_ip6_name((const struct sockaddr_in6 *)pick->ai_addr, c->ip, sizeof(c->ip));
+    if (v4)
+        err = uv_ip4_name((const struct sockaddr_in *)(const void *)v4->ai_addr, c->ip,
+                          sizeof(c->ip));
+    else if (v6)
+        err = uv_ip6_name((const struct sockaddr_in6 *)(const void *)v6->ai_addr, c->ip,
+                          sizeof(c->ip));
     uv_freeaddrinfo(res);
     if (err) {
         const char *why = "no usable address";

@@ -600,7 +600,7 @@ static int rt_error_obj(struct rt_parse *p, struct rt_event *ev, const cJSON *e,
 
 static int rt_response_done(struct rt_parse *p, struct rt_event *ev, const cJSON *root)
 {
-    const cJSON *r, *sd = NULL, *e = NULL;
+    const cJSON *r = NULL, *sd = NULL, *e = NULL;
     int err = rt_object(p, root, NULL, "response", RT_REQ, &r);
     if (!err)
         err = rt_id(p, r, "response", "id", RT_REQ, ev->response_id, RT_ID_MAX);

@@ -91,6 +91,21 @@ assert_eq 1 "$(log_has '"msg":"call failed".*realtime closed (1011')" "reason lo
 rt_stop
 va_stop
 
+# --- 4b. a stalled model: its socket stops reading; the daemon's queue stays bounded ---
+rt_start --stall-after-ms 300
+va_start_rt PUBLIC_WS_URL=wss://example.com/ws/twilio
+rss0=$(awk '/VmRSS/ {print $2}' /proc/$VA_PID/status)
+out=$($FAKE --port "$VA_PORT" --seconds 30 --fast)
+rss1=$(awk '/VmRSS/ {print $2}' /proc/$VA_PID/status)
+sleep 0.3
+summary=$(grep '"msg":"call ended"' "$VA_LOG" | tail -n 1)
+assert_contains "$summary" '"reason":"stop"' "a stalled model does not end the call by itself"
+dropped=$(printf '%s' "$summary" | sed -n 's/.*"inDropped":\([0-9]*\).*/\1/p')
+[ "${dropped:-0}" -gt 0 ] && ok || fail "audio the stalled model could not take is counted as dropped"
+[ $((rss1 - rss0)) -lt 20000 ] && ok || fail "RSS grew by $((rss1 - rss0)) KiB with a stalled model"
+rt_stop
+va_stop
+
 # --- 5. circuit breaker: refused connects open it, a probe closes it ---
 rt_start --refuse-first 3
 va_start_rt PUBLIC_WS_URL=wss://example.com/ws/twilio BREAKER_THRESHOLD=3 BREAKER_COOLDOWN_MS=300

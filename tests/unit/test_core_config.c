@@ -165,6 +165,7 @@ static void test_table(void **state)
         "OPENAI_TRANSCRIPTION_MODEL",
         "OPENAI_TRANSCRIPTION_LANGUAGE",
         "REALTIME_CONNECT_TIMEOUT_MS",
+        "REALTIME_CA_FILE",
         "REALTIME_MAX_MESSAGE_BYTES",
         "REALTIME_SESSION_MAX_S",
         "BREAKER_THRESHOLD",
