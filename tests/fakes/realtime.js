@@ -231,46 +231,7 @@ function logLine(d, session, ev) {
 }
 if (OPT.recordDir) fs.mkdirSync(OPT.recordDir, { recursive: true });
 
-// G.711 (ITU-T, as in the classic Sun g711.c).
-const ULAW_DEC = new Int16Array(256);
-const ALAW_DEC = new Int16Array(256);
-for (let i = 0; i < 256; i++) {
-  let u = ~i & 0xff;
-  let t = ((u & 0x0f) << 3) + 0x84;
-  t <<= (u & 0x70) >> 4;
-  ULAW_DEC[i] = u & 0x80 ? 0x84 - t : t - 0x84;
-  let a = i ^ 0x55;
-  let s = (a & 0x0f) << 4;
-  const seg = (a & 0x70) >> 4;
-  if (seg === 0) s += 8;
-  else if (seg === 1) s += 0x108;
-  else s = (s + 0x108) << (seg - 1);
-  ALAW_DEC[i] = a & 0x80 ? s : -s;
-}
-function linToUlaw(pcm) {
-  const SEG = [0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff];
-  let mask;
-  pcm >>= 2;
-  if (pcm < 0) { pcm = -pcm; mask = 0x7f; } else mask = 0xff;
-  if (pcm > 8159) pcm = 8159;
-  pcm += 0x84 >> 2;
-  let seg = 0;
-  while (seg < 8 && pcm > SEG[seg]) seg++;
-  if (seg >= 8) return 0x7f ^ mask;
-  return (((seg << 4) | ((pcm >> (seg + 1)) & 0xf)) ^ mask) & 0xff;
-}
-function linToAlaw(pcm) {
-  const SEG = [0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff];
-  let mask;
-  pcm >>= 3;
-  if (pcm >= 0) mask = 0xd5; else { mask = 0x55; pcm = -pcm - 1; }
-  let seg = 0;
-  while (seg < 8 && pcm > SEG[seg]) seg++;
-  if (seg >= 8) return (0x7f ^ mask) & 0xff;
-  let aval = seg << 4;
-  aval |= seg < 2 ? (pcm >> 1) & 0xf : (pcm >> seg) & 0xf;
-  return (aval ^ mask) & 0xff;
-}
+const { ULAW_DEC, ALAW_DEC, linToUlaw, linToAlaw } = require('./g711.js');
 
 // Formats: bytes per ms and sample rate.
 function fmtInfo(f) {

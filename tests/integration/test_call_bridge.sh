@@ -9,11 +9,11 @@ FAKE="node $VA_ROOT/tests/fakes/twilio.js"
 tone_db() {
     node -e '
 const b = require("fs").readFileSync(process.argv[1]); const f = Number(process.argv[2]);
-function d(u){u=~u&0xff;const t=(((u&0x0f)<<3)+0x84)<<((u>>4)&7);return (u&0x80)?0x84-t:t-0x84;}
+const U = require(process.argv[3] + "/tests/fakes/g711.js").ULAW_DEC; const d = (u) => U[u];
 let c = 0, s = 0, e = 0;
 for (let i = 0; i < b.length; i++) { const x = d(b[i]); const w = 2*Math.PI*f*i/8000; c += x*Math.cos(w); s += x*Math.sin(w); e += x*x; }
 const tone = 2*(c*c+s*s)/b.length;
-console.log(e > 0 ? (10*Math.log10(tone/e)).toFixed(1) : "-999");' "$1" "$2"
+console.log(e > 0 ? (10*Math.log10(tone/e)).toFixed(1) : "-999");' "$1" "$2" "$VA_ROOT"
 }
 
 espeak-ng -s 160 -w "$T/speech.wav" "Hello, I would like to check the balance of my member account, please." 2>/dev/null
@@ -49,7 +49,7 @@ sid=$(rt_last_session)
 snr=$(node -e '
 const fs = require("fs");
 const u = fs.readFileSync(process.argv[1]), p = fs.readFileSync(process.argv[2]);
-function d(v){v=~v&0xff;const t=(((v&0x0f)<<3)+0x84)<<((v>>4)&7);return (v&0x80)?0x84-t:t-0x84;}
+const { ULAW_DEC } = require(process.argv[3] + "/tests/fakes/g711.js"); const d = (v) => ULAW_DEC[v];
 const n = u.length, x = Array.from(u, d), y = [];
 for (let i = 0; i + 1 < p.length; i += 2) y.push(p.readInt16LE(i));
 let best = -1e9;
@@ -58,7 +58,7 @@ for (let lag = 0; lag < 400; lag++) {            /* the filter delay, in 24 kHz 
   for (let i = 0; i < n && 3 * i + lag < y.length; i++) { const e = y[3*i+lag] - x[i]; sig += x[i]*x[i]; err += e*e; }
   best = Math.max(best, 10 * Math.log10(sig / Math.max(err, 1)));
 }
-console.log(best.toFixed(1));' "$T/speech.ulaw" "$T/rtrec/$sid.in.raw")
+console.log(best.toFixed(1));' "$T/speech.ulaw" "$T/rtrec/$sid.in.raw" "$VA_ROOT")
 awk -v s="$snr" 'BEGIN { exit !(s >= 20) }' && ok || fail "pcm24 input SNR $snr dB (want >= 20)"
 va_stop
 
