@@ -2,9 +2,9 @@
 # Configuration as an operator meets it: .env files, precedence, bad values, the docs.
 . "$(dirname "$0")/lib.sh"
 
-run_cfg() { # env assignments... -> RC, OUT
-    OUT=$(env -i PATH="$PATH" "$@" "$VA_BIN" --env-file "$T/none.env" 2>&1 &
-        pid=$!; sleep 1; kill -TERM $pid 2>/dev/null; wait $pid)
+run_cfg() { # env assignments... -> RC, OUT (a bad value must stop startup by itself)
+    OUT=$(timeout -s TERM 20 env -i PATH="$PATH" HOST=127.0.0.1 PORT=0 "$@" "$VA_BIN" \
+        --env-file "$T/none.env" 2>&1)
     RC=$?
 }
 for bad in PORT=70000 PORT=abc MAX_CALLS=0 LOG_LEVEL=loud VOICE_AGENT_ENABLED=maybe \
