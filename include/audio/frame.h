@@ -56,18 +56,23 @@ void audio_chunker_reset(struct audio_chunker *c);
 
 /* ---- outbound mu-law playout queue -------------------------------------------------- */
 
-/* A ring of bytes with a capacity fixed at init: no allocation per push and no
- * memmove per frame. Full policy: a push that does not fit is refused whole
- * (VA_EFULL) and the caller decides; barge-in flushes everything. */
+/* A ring of bytes with a capacity fixed at init and no memmove per frame. Its memory
+ * comes in chunks of AUDIO_PLAYOUT_CHUNK, allocated as pushes reach them and freed as
+ * pops leave them (all of it when the queue empties or is flushed): a call keeps about
+ * what it has queued resident, not its longest reply (measured: docs/performance.md).
+ * Full policy: a push that does not fit is refused whole (VA_EFULL) and the caller
+ * decides; barge-in flushes everything. */
+#define AUDIO_PLAYOUT_CHUNK 4000 /* 0.5 s of mu-law, 25 frames */
 struct audio_playout {
-    uint8_t *ring;
+    uint8_t **ring; /* nchunks chunk pointers, NULL where nothing is queued */
+    size_t nchunks;
     size_t cap;  /* bytes, a multiple of AUDIO_FRAME_BYTES */
     size_t head; /* index of the oldest byte */
     size_t len;  /* bytes queued */
 };
 
 /* max_bytes is rounded up to whole frames (so finish() always has room to pad);
- * 0 means AUDIO_PLAYOUT_DEFAULT_BYTES. The ring is allocated here, once.
+ * 0 means AUDIO_PLAYOUT_DEFAULT_BYTES. Only the chunk table is allocated here.
  * 0 or VA_EINVAL (past 1 GiB). */
 int audio_playout_init(struct audio_playout *q, size_t max_bytes);
 void audio_playout_deinit(struct audio_playout *q);

@@ -86,13 +86,19 @@ int va_ws_open(struct va_ws **out, uv_loop_t *loop, struct va_log *log, uv_os_so
                const char *remote, const struct va_ws_cfg *cfg, const struct va_ws_cb *cb,
                void *ud);
 
-/* Copies and queues one message; the bytes go out when the loop next runs
- * (inside on_message, after it returns). 0; VA_ECLOSED once closing (after
+/* Copies and queues one message; the bytes go out at the end of this loop turn
+ * (inside on_message, after it returns), together with whatever else was sent
+ * meanwhile, or at once when that batch passes 16 KiB. 0; VA_ECLOSED once closing (after
  * va_ws_close() or the peer's Close); VA_EFULL when va_ws_queued() plus this
  * frame would pass max_queue: the connection is then closed with 1008 and a
  * warn line (on_closed follows). A message larger than max_queue always fails
  * that way. op VA_WS_TEXT must carry UTF-8: it is not checked. */
 int va_ws_send(struct va_ws *ws, enum va_ws_opcode op, const void *data, size_t len);
+
+/* Hands what va_ws_send() batched to the kernel now, for a message that must not wait
+ * for the end of the loop turn (Twilio's clear on barge-in). A no-op inside on_message,
+ * where the write follows as soon as it returns, and when nothing is batched. */
+void va_ws_flush(struct va_ws *ws);
 
 /* Starts the close handshake (idempotent; a no-op once a Close is under way);
  * on_closed follows. Safe from inside on_message; no on_message follows it.

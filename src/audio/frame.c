@@ -11,6 +11,7 @@
 
 /* Past 1 GiB a playout queue is a configuration mistake (an hour is 28 MB). */
 #define PLAYOUT_MAX_BYTES ((size_t)1 << 30)
+_Static_assert(AUDIO_PLAYOUT_CHUNK % AUDIO_FRAME_BYTES == 0, "a frame never straddles a chunk");
 
 int audio_chunker_init(struct audio_chunker *c, size_t frame)
 {
@@ -78,23 +79,49 @@ int audio_playout_init(struct audio_playout *q, size_t max_bytes)
     if (max_bytes > PLAYOUT_MAX_BYTES)
         return VA_EINVAL;
     size_t cap = (max_bytes + AUDIO_FRAME_BYTES - 1) / AUDIO_FRAME_BYTES * AUDIO_FRAME_BYTES;
-    q->ring = va_xmalloc(cap);
+    q->nchunks = (cap + AUDIO_PLAYOUT_CHUNK - 1) / AUDIO_PLAYOUT_CHUNK;
+    q->ring = va_xcalloc(q->nchunks, sizeof(*q->ring));
     q->cap = cap;
     return 0;
 }
 
+static void audio_playout_free_chunks(struct audio_playout *q)
+{
+    for (size_t k = 0; k < q->nchunks; k++) {
+        free(q->ring[k]);
+        q->ring[k] = NULL;
+    }
+}
+
 void audio_playout_deinit(struct audio_playout *q)
 {
+    if (q->ring)
+        audio_playout_free_chunks(q);
     free(q->ring);
     memset(q, 0, sizeof(*q));
 }
 
-/* Writes p[0, n) at ring offset pos, wrapping once at most (n <= cap). */
+/* Writes p[0, n) at ring offset pos, wrapping once at most (n <= cap), allocating the
+ * chunks it reaches. */
 static void audio_ring_put(struct audio_playout *q, size_t pos, const uint8_t *p, size_t n)
 {
-    size_t first = q->cap - pos < n ? q->cap - pos : n;
-    memcpy(q->ring + pos, p, first);
-    memcpy(q->ring, p + first, n - first);
+    while (n) {
+        size_t k = pos / AUDIO_PLAYOUT_CHUNK;
+        size_t off = pos % AUDIO_PLAYOUT_CHUNK;
+        size_t take = AUDIO_PLAYOUT_CHUNK - off;
+        if (take > q->cap - pos)
+            take = q->cap - pos;
+        if (take > n)
+            take = n;
+        if (!q->ring[k])
+            q->ring[k] = va_xmalloc(AUDIO_PLAYOUT_CHUNK);
+        memcpy(q->ring[k] + off, p, take);
+        p += take;
+        n -= take;
+        pos += take;
+        if (pos == q->cap)
+            pos = 0;
+    }
 }
 
 int audio_playout_push(struct audio_playout *q, const uint8_t *p, size_t n)
@@ -115,18 +142,30 @@ bool audio_playout_pop(struct audio_playout *q, uint8_t *out)
 {
     if (q->len < AUDIO_FRAME_BYTES)
         return false;
-    /* head only moves by whole frames (pop) or back to 0 (flush), and cap is a multiple
-     * of the frame, so a frame never straddles the end of the ring. */
+    /* head only moves by whole frames (pop) or back to 0 (flush), and cap and the chunk
+     * are multiples of the frame, so a frame never straddles a chunk or the ring's end. */
     assert(q->head % AUDIO_FRAME_BYTES == 0);
-    memcpy(out, q->ring + q->head, AUDIO_FRAME_BYTES);
+    size_t k = q->head / AUDIO_PLAYOUT_CHUNK;
+    memcpy(out, q->ring[k] + q->head % AUDIO_PLAYOUT_CHUNK, AUDIO_FRAME_BYTES);
     q->head += AUDIO_FRAME_BYTES;
     if (q->head >= q->cap)
         q->head -= q->cap;
     q->len -= AUDIO_FRAME_BYTES;
-    /* Empty: start over at the front, so that a call only ever touches (and keeps
-     * resident) as much of the ring as its longest reply, not all of it over time. */
-    if (q->len == 0)
+    /* Empty: start over at the front with nothing allocated, so that an idle call holds
+     * no audio memory and a speaking one about what it has queued. */
+    if (q->len == 0) {
         q->head = 0;
+        audio_playout_free_chunks(q);
+    } else if (q->head % AUDIO_PLAYOUT_CHUNK == 0) {
+        /* left chunk k: free it unless the tail has wrapped into it */
+        size_t size = q->cap - k * AUDIO_PLAYOUT_CHUNK;
+        if (size > AUDIO_PLAYOUT_CHUNK)
+            size = AUDIO_PLAYOUT_CHUNK;
+        if (q->cap - q->len >= size) {
+            free(q->ring[k]);
+            q->ring[k] = NULL;
+        }
+    }
     return true;
 }
 
@@ -150,6 +189,7 @@ size_t audio_playout_flush(struct audio_playout *q)
     size_t dropped = q->len;
     q->head = 0;
     q->len = 0;
+    audio_playout_free_chunks(q);
     return dropped;
 }
 

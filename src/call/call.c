@@ -17,6 +17,7 @@ static void call_free(struct call *c)
 {
     bridge_deinit(c);
     va_buf_deinit(&c->turn_text);
+    free(c->turns);
     free(c);
 }
 
@@ -229,6 +230,11 @@ void call_turn_add(struct call *c, enum call_turn_role role, uint64_t at_ms, con
     if (c->nturns == CALL_TURNS_MAX || va_buf_append(&c->turn_text, text, len)) {
         c->turns_dropped++;
         return;
+    }
+    if (c->nturns == c->turns_cap) {
+        size_t cap = c->turns_cap ? c->turns_cap * 2 : 16;
+        c->turns_cap = cap < CALL_TURNS_MAX ? cap : CALL_TURNS_MAX;
+        c->turns = va_xrealloc(c->turns, c->turns_cap * sizeof(*c->turns));
     }
     size_t i = c->nturns++;
     while (i > 0 && c->turns[i - 1].at_ms > at_ms) {

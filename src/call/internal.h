@@ -132,8 +132,8 @@ struct call {
     size_t since_mark;
 
     /* transcript */
-    struct call_turn turns[CALL_TURNS_MAX];
-    size_t nturns;
+    struct call_turn *turns; /* grown on demand up to CALL_TURNS_MAX: most calls have few */
+    size_t nturns, turns_cap;
     struct va_buf turn_text;
     uint64_t turns_dropped;
 };

@@ -49,6 +49,8 @@
 /* A server frame header: 2 bytes plus up to 8 of length, never a mask. */
 #define WS_MAX_HEADER 10
 #define WS_MAX_REASON 123
+/* Bytes of owner messages coalesced into one uv_write before it goes at once. */
+#define WS_BATCH_MAX (16 * 1024)
 
 enum ws_state {
     WS_OPEN,    /* messages flow both ways */
@@ -67,7 +69,10 @@ struct va_ws {
     uv_tcp_t tcp;
     uv_timer_t kick;  /* 0 ms: processes pre and starts reading, after va_ws_open() returns */
     uv_timer_t timer; /* close timeout */
-    int handles;      /* open uv handles; the last close callback frees */
+    /* Check phase: what the owner sent during this loop turn leaves in one uv_write
+     * (a media frame and its mark, a tick's frames), not one write per message. */
+    uv_check_t flush;
+    int handles; /* open uv handles; the last close callback frees */
     struct va_log *log;
     struct va_ws_cfg cfg;
     struct va_ws_cb cb;
@@ -94,7 +99,6 @@ struct va_ws {
     uint8_t cpay[125]; /* payload of a Close being received */
     size_t cpay_len;
     char remote[64];
-    char rbuf[WS_READ_BUF];
 };
 
 static void ws_proceed(struct va_ws *ws);
@@ -362,6 +366,7 @@ static void ws_drop(struct va_ws *ws, const char *cause)
     uv_close((uv_handle_t *)&ws->tcp, ws_on_handle_closed);
     uv_close((uv_handle_t *)&ws->kick, ws_on_handle_closed);
     uv_close((uv_handle_t *)&ws->timer, ws_on_handle_closed);
+    uv_close((uv_handle_t *)&ws->flush, ws_on_handle_closed);
 }
 
 static void ws_on_timeout(uv_timer_t *t)
@@ -448,26 +453,31 @@ static void ws_flush(struct va_ws *ws)
 
 static void ws_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct va_ws *ws = h->data;
+    (void)h;
     (void)hint;
-    /* One buffer is enough: each read is consumed before the next alloc. */
-    *buf = uv_buf_init(ws->rbuf, sizeof(ws->rbuf));
+    /* Each read is consumed before its callback returns, so the buffer lives only that
+     * long: one allocation reused by the allocator across connections, not 16 KiB kept
+     * by each of them. */
+    *buf = uv_buf_init(va_xmalloc(WS_READ_BUF), WS_READ_BUF);
 }
 
 static void ws_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct va_ws *ws = s->data;
-    (void)buf;
     if (ws->state == WS_CLOSED || n == 0)
-        return;
+        goto out;
     if (n < 0) {
         /* EOF or a reset: 1006 unless a Close was already under way. */
         ws_drop(ws, uv_err_name((int)n));
-        return;
+        goto out;
     }
-    ws->rptr = ws->rbuf;
+    ws->rptr = buf->base;
     ws->rlen = (size_t)n;
     ws_proceed(ws);
+    ws->rptr = NULL; /* the buffer goes: nothing may pull from it later */
+    ws->rlen = 0;
+out:
+    free(buf->base);
 }
 
 /* Backpressure: a peer that does not read our frames (pongs included) stops
@@ -694,6 +704,13 @@ static void ws_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
                       arg->msg_length);
 }
 
+static void ws_on_flush(uv_check_t *h)
+{
+    struct va_ws *ws = h->data;
+    uv_check_stop(h);
+    ws_proceed(ws);
+}
+
 static void ws_on_kick(uv_timer_t *t)
 {
     struct va_ws *ws = t->data;
@@ -730,10 +747,11 @@ int va_ws_open(struct va_ws **out, uv_loop_t *loop, struct va_log *log, uv_os_so
     /* The batch bound: max_queue of messages plus what one read's pongs and a
      * Close can add; past it wslay keeps frames queued (send_callback blocks). */
     va_buf_init(&ws->out, cfg->max_queue + WS_READ_BUF + 4096);
-    ws->tcp.data = ws->kick.data = ws->timer.data = ws;
+    ws->tcp.data = ws->kick.data = ws->timer.data = ws->flush.data = ws;
     uv_timer_init(loop, &ws->kick);
     uv_timer_init(loop, &ws->timer);
-    ws->handles = 2;
+    uv_check_init(loop, &ws->flush);
+    ws->handles = 3;
     int err = uv_tcp_init(loop, &ws->tcp);
     if (err) {
         close(fd);
@@ -798,10 +816,11 @@ int va_ws_open(struct va_ws **out, uv_loop_t *loop, struct va_log *log, uv_os_so
 fail:
     /* the handles close on the loop and the last close callback frees, quietly */
     ws->state = WS_CLOSED;
-    if (ws->handles == 3)
+    if (ws->handles == 4)
         uv_close((uv_handle_t *)&ws->tcp, ws_on_handle_closed);
     uv_close((uv_handle_t *)&ws->kick, ws_on_handle_closed);
     uv_close((uv_handle_t *)&ws->timer, ws_on_handle_closed);
+    uv_close((uv_handle_t *)&ws->flush, ws_on_handle_closed);
     return err;
 }
 
@@ -829,9 +848,24 @@ int va_ws_send(struct va_ws *ws, enum va_ws_opcode op, const void *data, size_t 
         return VA_ECLOSED;
     }
     ws_serialise(ws);
-    if (!ws->in_proceed)
+    if (ws->in_proceed)
+        return 0; /* the ws_proceed() on the stack writes it */
+    /* Written by ws_on_flush() at the end of this loop turn; a batch past its cap goes
+     * now, so that a burst still reaches the kernel as it did and the bound above does
+     * not fill with bytes the socket would take. */
+    size_t cap = ws->cfg.max_queue / 2 < WS_BATCH_MAX ? ws->cfg.max_queue / 2 : WS_BATCH_MAX;
+    if (ws->out.len >= cap)
         ws_proceed(ws);
+    else
+        uv_check_start(&ws->flush, ws_on_flush);
     return 0;
+}
+
+void va_ws_flush(struct va_ws *ws)
+{
+    if (ws->in_proceed || ws->state == WS_CLOSED || !ws->out.len)
+        return;
+    ws_proceed(ws);
 }
 
 void va_ws_close(struct va_ws *ws, uint16_t code, const char *reason)

@@ -51,6 +51,7 @@
 /* Entra ID bearer tokens reach a few KiB; the handshake is built in pt_serv_buf_size. */
 #define RT_AUTH_VALUE_MAX 8192
 #define RT_SERV_BUF (16 * 1024)
+#define RT_RX_CHUNK 4096         /* lws's receive buffer per connection */
 #define RT_CLOSE_FLUSH_TICKS 200 /* 2 s */
 
 /* RFC 6455 7.4.1 codes we send or report */
@@ -103,6 +104,8 @@ struct rt_client {
     size_t max_message;
     struct rt_msg *qhead, *qtail;
     size_t queued, max_queue;
+    struct rt_client *flush_next; /* on rt_lws.flush_head: messages queued this loop turn */
+    bool flush_pending;
 
     /* a close we want: rt_client_close(), a connect timeout, or a peer fault */
     bool closing;
@@ -132,7 +135,12 @@ struct rt_lws {
     struct rt_client *clients;
     size_t nclients;
     uv_timer_t timer; /* runs the first lws_context_destroy outside any lws service */
-    bool closing, destroy_armed, timer_closed;
+    /* Writes what clients queued during this loop turn, after the I/O phase: asking lws
+     * for WRITEABLE instead costs two epoll_ctl per message (POLLOUT on, then off). */
+    uv_check_t flush;
+    struct rt_client *flush_head;
+    int handles; /* timer and flush: the last close callback reports on_closed */
+    bool closing, destroy_armed, timer_closed; /* timer_closed: both handles */
     void (*on_closed)(void *ud);
     void *closed_ud;
 };
@@ -141,10 +149,12 @@ static int rt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
                            size_t len);
 
 /* protocols[0]: WSI_DESTROY always lands there. No subprotocol on the wire: the
- * name only binds our client wsi (local_protocol_name). rx_buffer_size 0 = lws's 4 KiB
- * chunks; fragments and chunks are joined in rt_client.rx. */
+ * name only binds our client wsi (local_protocol_name). lws 4.1 allocates
+ * rx_buffer_size per connection (0 would mean pt_serv_buf_size, 16 KiB); RECEIVE comes
+ * in chunks of at most that, joined in rt_client.rx. tx_packet_size keeps each send
+ * at up to RT_SERV_BUF: unset, lws would cut sends at rx_buffer_size too. */
 static const struct lws_protocols rt_protocols[] = {
-    {"va-realtime", rt_lws_callback, 0, 0, 0, NULL, 0},
+    {"va-realtime", rt_lws_callback, 0, RT_RX_CHUNK, 0, NULL, RT_SERV_BUF},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -341,6 +351,12 @@ static void rt_client_release(struct rt_client *c)
     if (c->next)
         c->next->prev = c->prev;
     l->nclients--;
+    for (struct rt_client **pp = &l->flush_head; *pp; pp = &(*pp)->flush_next) {
+        if (*pp == c) {
+            *pp = c->flush_next;
+            break;
+        }
+    }
     if (c->cb.on_closed)
         c->cb.on_closed(c->ud, c->fin_err, c->fin_status, c->fin_code, c->fin_reason);
     rt_queue_free(c);
@@ -546,7 +562,7 @@ static int rt_on_append_headers(struct rt_client *c, struct lws *wsi, void *in, 
     return 0;
 }
 
-static void rt_on_established(struct rt_client *c, struct lws *wsi)
+static void rt_on_established(struct rt_client *c)
 {
     uv_timer_stop(&c->timer);
     c->state = RT_OPEN;
@@ -555,9 +571,7 @@ static void rt_on_established(struct rt_client *c, struct lws *wsi)
     va_log_info(c->l->log, RT_MOD, "realtime connected", VA_LSTR("host", c->url.host),
                 VA_LSTR("ip", c->ip), VA_LINT("ms", uv_now(c->l->loop) - c->start_ms));
     if (c->cb.on_open)
-        c->cb.on_open(c->ud);
-    if (c->qhead && !c->closing)
-        lws_callback_on_writable(wsi);
+        c->cb.on_open(c->ud); /* what it sends leaves from rt_lws_on_flush() */
 }
 
 /* A peer fault on an open connection: lws sends our Close once we return -1. */
@@ -600,11 +614,9 @@ static int rt_on_receive(struct rt_client *c, struct lws *wsi, const void *in, s
     return 0;
 }
 
-static void rt_on_writeable(struct rt_client *c, struct lws *wsi)
+/* Hands the head message to lws; false when the write failed (a close is armed). */
+static bool rt_write_head(struct rt_client *c, struct lws *wsi)
 {
-    /* WRITEABLE also comes unasked; and never close from here (pitfall) */
-    if (c->state != RT_OPEN || c->closing || !c->qhead)
-        return;
     struct rt_msg *m = c->qhead;
     c->qhead = m->next;
     if (!c->qhead)
@@ -620,10 +632,49 @@ static void rt_on_writeable(struct rt_client *c, struct lws *wsi)
         rt_copy_reason(c->close_reason, "write failed", 12);
         rt_queue_free(c);
         rt_client_kill(c);
+        return false;
+    }
+    return true;
+}
+
+static void rt_on_writeable(struct rt_client *c, struct lws *wsi)
+{
+    /* WRITEABLE also comes unasked; and never close from here (pitfall) */
+    if (c->state != RT_OPEN || c->closing || !c->qhead)
         return;
+    if (rt_write_head(c, wsi) && c->qhead)
+        lws_callback_on_writable(wsi);
+}
+
+/* From the loop's check phase, outside any lws service. With nothing of ours left in
+ * lws's buflist_out, lws_write sends at once (lws_issue_raw); what the socket does not
+ * take lws keeps, asks for POLLOUT itself, and drains before the next WRITEABLE, which
+ * carries on with our queue. So only a partial write costs the POLLOUT round trip. */
+static void rt_client_flush(struct rt_client *c)
+{
+    if (c->state != RT_OPEN || c->closing || !c->wsi || !c->qhead)
+        return;
+    /* lws is answering the peer's Close: leave the timing of writes to it */
+    while (!c->peer_closed && c->qhead && !lws_partial_buffered(c->wsi)) {
+        if (!rt_write_head(c, c->wsi))
+            return;
     }
     if (c->qhead)
-        lws_callback_on_writable(wsi);
+        lws_callback_on_writable(c->wsi);
+}
+
+static void rt_lws_on_flush(uv_check_t *h)
+{
+    struct rt_lws *l = h->data;
+    struct rt_client *c;
+    /* rt_client_flush() never releases a client, nor queues for the flush */
+    while ((c = l->flush_head)) {
+        l->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_pending = false;
+        rt_client_flush(c);
+    }
+    uv_check_stop(h);
 }
 
 static void rt_on_peer_close(struct rt_client *c, const unsigned char *in, size_t len)
@@ -742,7 +793,7 @@ static int rt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         return c ? rt_on_append_headers(c, wsi, in, len) : 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         if (c)
-            rt_on_established(c, wsi);
+            rt_on_established(c);
         return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         return c ? rt_on_receive(c, wsi, in, len) : 0;
@@ -833,13 +884,18 @@ int rt_lws_open(struct rt_lws **out, uv_loop_t *loop, struct va_log *log, const 
     }
     uv_timer_init(loop, &l->timer);
     l->timer.data = l;
+    uv_check_init(loop, &l->flush);
+    l->flush.data = l;
+    l->handles = 2;
     *out = l;
     return 0;
 }
 
-static void rt_lws_timer_closed(uv_handle_t *h)
+static void rt_lws_handle_closed(uv_handle_t *h)
 {
     struct rt_lws *l = h->data;
+    if (--l->handles)
+        return;
     l->timer_closed = true;
     if (l->on_closed)
         l->on_closed(l->closed_ud);
@@ -852,7 +908,8 @@ static void rt_lws_destroy_cb(uv_timer_t *t)
      * (event pipe, idle, timer); on a foreign loop the context stays allocated until the
      * second call in rt_lws_free(). */
     lws_context_destroy(l->ctx);
-    uv_close((uv_handle_t *)&l->timer, rt_lws_timer_closed);
+    uv_close((uv_handle_t *)&l->timer, rt_lws_handle_closed);
+    uv_close((uv_handle_t *)&l->flush, rt_lws_handle_closed);
 }
 
 static void rt_lws_maybe_destroy(struct rt_lws *l)
@@ -984,8 +1041,13 @@ int rt_client_send(struct rt_client *c, const char *data, size_t len)
         c->qhead = m;
     c->qtail = m;
     c->queued += len;
-    /* takes effect at once on libuv (uv_poll_start), no service wake-up needed */
-    lws_callback_on_writable(c->wsi);
+    /* written from the check phase of this loop turn (rt_lws_on_flush) */
+    if (!c->flush_pending) {
+        c->flush_pending = true;
+        c->flush_next = c->l->flush_head;
+        c->l->flush_head = c;
+        uv_check_start(&c->l->flush, rt_lws_on_flush);
+    }
     return 0;
 }
 

@@ -119,7 +119,10 @@ static int stream_send_mark(void *ud, const char *name)
 static int stream_send_clear(void *ud)
 {
     struct tw_stream *s = ud;
-    return stream_send_built(s, tw_media_build_clear(&s->hub->out, s->stream_sid));
+    int err = stream_send_built(s, tw_media_build_clear(&s->hub->out, s->stream_sid));
+    if (!err)
+        va_ws_flush(s->ws); /* barge-in: the clear leaves now, not at the end of the turn */
+    return err;
 }
 
 /* Closing the stream first makes Twilio run the TwiML after </Connect>: the apology. */

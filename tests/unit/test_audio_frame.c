@@ -160,6 +160,70 @@ static void test_playout_wraparound(void **state)
     audio_playout_deinit(&q);
 }
 
+/* The same stream through a ring of several chunks, the last one partial (2.4 chunks):
+ * every frame arrives intact however pushes and pops cross chunk boundaries and the
+ * ring's end, and exactly the chunks holding queued bytes are allocated. */
+static size_t chunks_held(const struct audio_playout *q)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < q->nchunks; k++)
+        n += q->ring[k] != NULL;
+    return n;
+}
+
+/* True when chunk k is allocated exactly when a queued byte lies in it. */
+static bool chunks_match_queue(const struct audio_playout *q)
+{
+    for (size_t k = 0; k < q->nchunks; k++) {
+        bool used = false;
+        for (size_t i = 0; i < q->len && !used; i++)
+            used = (q->head + i) % q->cap / AUDIO_PLAYOUT_CHUNK == k;
+        if (used != (q->ring[k] != NULL))
+            return false;
+    }
+    return true;
+}
+
+static void test_playout_chunks(void **state)
+{
+    (void)state;
+    struct audio_playout q;
+    uint8_t buf[2500];
+    uint8_t frame[AUDIO_FRAME_BYTES];
+    uint32_t wr = 0, rd = 0;
+
+    size_t cap = AUDIO_PLAYOUT_CHUNK * 2 + 2 * AUDIO_PLAYOUT_CHUNK / 5;
+    assert_int_equal(audio_playout_init(&q, cap), 0);
+    assert_int_equal(q.nchunks, 3);
+    assert_int_equal(chunks_held(&q), 0); /* nothing touched before the first push */
+    for (int round = 0; round < 3000; round++) {
+        size_t n = (size_t)(round * 211 % 2499) + 1;
+        if (n <= audio_playout_room(&q)) {
+            for (size_t i = 0; i < n; i++)
+                buf[i] = (uint8_t)(wr++ * 7 + 3);
+            assert_int_equal(audio_playout_push(&q, buf, n), 0);
+        }
+        size_t pops = (size_t)(round % 4) * 6;
+        while (pops-- > 0 && audio_playout_pop(&q, frame)) {
+            for (size_t i = 0; i < AUDIO_FRAME_BYTES; i++)
+                assert_int_equal(frame[i], (uint8_t)(rd++ * 7 + 3));
+        }
+        /* resident memory follows what is queued */
+        assert_true(chunks_match_queue(&q));
+        if (audio_playout_bytes(&q) == 0)
+            assert_int_equal(chunks_held(&q), 0);
+    }
+    assert_true(wr > 50 * q.cap);
+    /* drained to a partial frame, then flushed: nothing held */
+    while (audio_playout_pop(&q, frame))
+        rd += AUDIO_FRAME_BYTES;
+    audio_playout_flush(&q);
+    assert_int_equal(chunks_held(&q), 0);
+    assert_int_equal(audio_playout_push(&q, buf, 100), 0);
+    assert_int_equal(chunks_held(&q), 1);
+    audio_playout_deinit(&q);
+}
+
 static void test_playout_bound(void **state)
 {
     (void)state;
@@ -249,7 +313,7 @@ int main(void)
         cmocka_unit_test(test_chunker_sizes_480), cmocka_unit_test(test_chunker_zero_copy),
         cmocka_unit_test(test_playout_init),      cmocka_unit_test(test_playout_wraparound),
         cmocka_unit_test(test_playout_bound),     cmocka_unit_test(test_playout_flush),
-        cmocka_unit_test(test_playout_finish),
+        cmocka_unit_test(test_playout_finish),    cmocka_unit_test(test_playout_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1099,6 +1099,58 @@ static void test_close_inside_on_message(void **state)
     fx_finish(&f);
 }
 
+/* Messages the owner sends outside our callbacks are coalesced: none leaves before the
+ * loop's check phase, then all leave together, in order, with va_ws_queued() counting
+ * them meanwhile. va_ws_flush() and a batch past 16 KiB write at once. */
+static void test_sends_coalesced(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct va_ws_cfg cfg = fx_cfg();
+    fx_open_ex(&f, &cfg, NULL, NULL, 0, 0);
+    expect_101(&f, NULL);
+    assert_int_equal(va_ws_send(f.ws, VA_WS_TEXT, "media", 5), 0);
+    assert_int_equal(va_ws_send(f.ws, VA_WS_TEXT, "mark", 4), 0);
+    assert_int_equal(va_ws_send(f.ws, VA_WS_BINARY, "\x01", 1), 0);
+    assert_int_equal(va_ws_queued(f.ws), 3 * 2 + 10);
+    client_drain(&f);
+    assert_int_equal(f.rx.len, 0); /* nothing written yet */
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_int_equal(va_ws_queued(f.ws), 0);
+    usleep(1000);
+    client_drain(&f);
+    assert_int_equal(f.rx.len, 3 * 2 + 10); /* one loop turn wrote all three */
+    expect_frame(&f, 1, "media", 5);
+    expect_frame(&f, 1, "mark", 4);
+    expect_frame(&f, 2, "\x01", 1);
+
+    /* va_ws_flush() writes the batch now, without the loop */
+    assert_int_equal(va_ws_send(f.ws, VA_WS_TEXT, "media", 5), 0);
+    assert_int_equal(va_ws_send(f.ws, VA_WS_TEXT, "clear", 5), 0);
+    va_ws_flush(f.ws);
+    assert_int_equal(va_ws_queued(f.ws), 0);
+    usleep(1000);
+    client_drain(&f);
+    assert_int_equal(f.rx.len, 2 * 7);
+    expect_frame(&f, 1, "media", 5);
+    expect_frame(&f, 1, "clear", 5);
+    va_ws_flush(f.ws); /* nothing batched: a no-op */
+
+    /* a burst: the batch leaves once it passes 16 KiB, the rest at the end of the turn */
+    char chunk[1000];
+    for (int i = 0; i < 20; i++) {
+        memset(chunk, 'a' + i, sizeof(chunk));
+        assert_int_equal(va_ws_send(f.ws, VA_WS_BINARY, chunk, sizeof(chunk)), 0);
+    }
+    assert_true(va_ws_queued(f.ws) < 20 * 1004);
+    for (int i = 0; i < 20; i++) {
+        memset(chunk, 'a' + i, sizeof(chunk));
+        expect_frame(&f, 2, chunk, sizeof(chunk));
+    }
+    client_close(&f, 1000, "bye");
+    fx_finish(&f);
+}
+
 static void test_slow_peer_1008(void **state)
 {
     (void)state;
@@ -1208,6 +1260,7 @@ int main(void)
         cmocka_unit_test(test_close_timeout),
         cmocka_unit_test(test_close_answered),
         cmocka_unit_test(test_close_inside_on_message),
+        cmocka_unit_test(test_sends_coalesced),
         cmocka_unit_test(test_slow_peer_1008),
         cmocka_unit_test(test_pre_bytes),
         cmocka_unit_test(test_open_fails_quietly),

@@ -207,6 +207,7 @@ struct fx {
     char sws_reason[128];
     int srv_nmsg;
     struct va_buf srv_msg;
+    char srv_first[16]; /* first byte of each of the first 16 messages, in arrival order */
     bool srv_echo;
     int raw_fd;
 
@@ -254,6 +255,8 @@ static void srv_ws_message(void *ud, enum va_ws_opcode op, const char *data, siz
     struct sconn *sc = ud;
     struct fx *f = sc->f;
     assert_int_equal(op, VA_WS_TEXT);
+    if (f->srv_nmsg < (int)sizeof(f->srv_first))
+        f->srv_first[f->srv_nmsg] = len ? data[0] : '-';
     f->srv_nmsg++;
     va_buf_reset(&f->srv_msg);
     assert_int_equal(va_buf_append(&f->srv_msg, data, len), 0);
@@ -1095,6 +1098,42 @@ static void test_send_queue_bound(void **state)
     fx_finish(&f);
 }
 
+/* Messages sent outside lws's service leave from the check phase of the same loop turn,
+ * all of them and in order, without a WRITEABLE round trip per message; until then they
+ * count against max_queue as before. */
+static void test_send_flushes_within_turn(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, true);
+    char url[256];
+    fx_url(&f, url, sizeof(url), "ws", "127.0.0.1", "/");
+    struct rt_client_cfg cfg = {.max_queue = 1000};
+    assert_int_equal(fx_connect(&f, url, &cfg), 0);
+    RUN_UNTIL(&f, f.opened);
+    char p[400];
+    memset(p, 'a', sizeof(p));
+    assert_int_equal(rt_client_send(f.c, p, 400), 0);
+    memset(p, 'b', sizeof(p));
+    assert_int_equal(rt_client_send(f.c, p, 400), 0);
+    memset(p, 'c', sizeof(p));
+    assert_int_equal(rt_client_send(f.c, p, 201), VA_EFULL); /* still queued: bound holds */
+    assert_int_equal(rt_client_send(f.c, p, 200), 0);
+    assert_int_equal(rt_client_queued(f.c), 1000);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_int_equal(rt_client_queued(f.c), 0); /* one turn wrote all three */
+    RUN_UNTIL(&f, f.srv_nmsg == 3);
+    assert_memory_equal(f.srv_first, "abc", 3);
+    assert_int_equal(f.srv_msg.len, 200);
+    /* the next turn's messages too, and the queue is free again */
+    assert_int_equal(rt_client_send(f.c, "d", 1), 0);
+    assert_int_equal(rt_client_send(f.c, "e", 1), 0);
+    RUN_UNTIL(&f, f.srv_nmsg == 5);
+    assert_memory_equal(f.srv_first, "abcde", 5);
+    assert_int_equal(f.closed, 0);
+    fx_finish(&f);
+}
+
 static void test_wss_to_plain_port(void **state)
 {
     (void)state;
@@ -1332,6 +1371,7 @@ int main(void)
         cmocka_unit_test(test_close_while_resolving),
         cmocka_unit_test(test_close_while_connecting),
         cmocka_unit_test(test_send_queue_bound),
+        cmocka_unit_test(test_send_flushes_within_turn),
         cmocka_unit_test(test_wss_to_plain_port),
         cmocka_unit_test(test_open_refusals),
         cmocka_unit_test(test_lws_close_with_clients),
