@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "call/call.h"
@@ -17,7 +18,11 @@
 #include "http/routes.h"
 #include "http/server.h"
 #include "http/ws.h"
+#include "mcp/registry.h"
+#include "mcp/server.h"
+#include "mcp/tools.h"
 #include "realtime/client.h"
+#include "supabase/rpc.h"
 #include "twilio/stream.h"
 
 #define MAIN_RL_SLOTS 4096
@@ -26,6 +31,8 @@
 struct main_state {
     struct va_ctx ctx;
     struct rt_breaker breaker;
+    struct mcp_registry registry;
+    struct mcp_server_info mcp_info;
     uv_signal_t sigterm, sigint;
     uv_timer_t drain_poll, drain_deadline;
     bool timers_open;
@@ -52,6 +59,12 @@ static void main_on_http_closed(void *ud)
     ctx->http = NULL;
 }
 
+static void main_on_mcp_closed(void *ud)
+{
+    struct va_ctx *ctx = ud;
+    ctx->mcp = NULL;
+}
+
 /* Calls, their Realtime links and the lws context, each closing asynchronously. */
 static void main_close_services(struct va_ctx *ctx)
 {
@@ -60,6 +73,10 @@ static void main_close_services(struct va_ctx *ctx)
     call_rtlink_close(ctx->rtlink);
     if (ctx->lws)
         rt_lws_close(ctx->lws, NULL, NULL);
+    if (ctx->mcp)
+        mcp_server_close(ctx->mcp, main_on_mcp_closed, ctx);
+    if (ctx->rpc)
+        sb_rpc_close(ctx->rpc, NULL, NULL);
 }
 
 /* Everything has finished or the deadline passed: close every handle so uv_run returns. */
@@ -140,6 +157,9 @@ static void main_free_ctx(struct va_ctx *ctx)
         rt_lws_free(ctx->lws);
     call_rtlink_free(ctx->rtlink);
     call_shared_free(ctx->calls);
+    mcp_tools_free(ctx->tools);
+    if (ctx->registry)
+        mcp_registry_deinit(ctx->registry);
     tw_hub_free(ctx->twilio);
     va_rl_deinit(&ctx->answer_rl);
 }
@@ -169,6 +189,37 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
     ctx->calls = call_shared_new(cfg->realtime_max_message_bytes);
     rt_breaker_init(&m.breaker, cfg->breaker_threshold, cfg->breaker_cooldown_ms);
     ctx->breaker = &m.breaker;
+    /* the tools: one registry for MCP clients and the model */
+    mcp_registry_init(&m.registry, 16);
+    ctx->registry = &m.registry;
+    if (cfg->supabase_url && cfg->supabase_service_role_key) {
+        /* three attempts of 2 s fit in a tool's 8 s timeout */
+        struct sb_rpc_cfg scfg = {.base_url = cfg->supabase_url,
+                                  .service_role_key = cfg->supabase_service_role_key,
+                                  .timeout_ms = 2000,
+                                  .connect_timeout_ms = 1000};
+        err = sb_rpc_open(&ctx->rpc, &loop, log, &scfg);
+        if (err)
+            va_log_error(log, "main", "supabase client unavailable: tools will fail",
+                         VA_LSTR("reason", va_strerror(err)));
+    }
+    ctx->tools = mcp_tools_register(ctx->registry, ctx->rpc, log);
+    if (cfg->mcp_enabled) {
+        struct mcp_server_cfg mc;
+        mcp_server_cfg_defaults(&mc);
+        m.mcp_info = (struct mcp_server_info){.name = "voice-agent", .version = VA_VERSION};
+        mc.host = cfg->mcp_host;
+        mc.port = cfg->mcp_port;
+        mc.auth_token = cfg->mcp_auth_token;
+        mc.info = &m.mcp_info;
+        err = mcp_server_open(&ctx->mcp, &loop, log, &mc, ctx->registry);
+        if (err)
+            ctx->mcp = NULL; /* logged by the server; /ready lists it as degraded */
+        else
+            va_log_info(log, "main", "mcp listening", VA_LSTR("host", cfg->mcp_host),
+                        VA_LINT("port", mcp_server_port(ctx->mcp)),
+                        VA_LBOOL("auth", cfg->mcp_auth_token != NULL));
+    }
     if (!cfg->audio_echo) {
         err = rt_lws_open(&ctx->lws, &loop, log, cfg->realtime_ca_file);
         if (err)
@@ -325,7 +376,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
         va_log_add_secret(&log, secrets[i]);
 
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     err = main_run(&cfg, &log);
+    curl_global_cleanup(); /* after every curl handle, once uv_run has returned */
     va_cfg_deinit(&cfg);
     va_log_deinit(&log);
     return err ? 1 : 0;

@@ -19,6 +19,10 @@ struct call_shared;
 struct rt_lws;
 struct rt_breaker;
 struct call_rtlink;
+struct mcp_registry;
+struct mcp_server;
+struct sb_rpc;
+struct tools_ctx;
 
 enum va_run_state {
     VA_RUNNING,
@@ -39,7 +43,11 @@ struct va_ctx {
     struct call_shared *calls; /* scratch shared by the calls' Realtime sessions */
     struct rt_lws *lws;        /* the Realtime client context */
     struct rt_breaker *breaker;
-    struct call_rtlink *rtlink; /* NULL without a model (AUDIO_ECHO) */
+    struct call_rtlink *rtlink;    /* NULL without a model (AUDIO_ECHO) */
+    struct mcp_registry *registry; /* the tools, for MCP clients and the model */
+    struct mcp_server *mcp;        /* NULL when disabled or refused to start */
+    struct sb_rpc *rpc;            /* Supabase RPC; NULL when not configured */
+    struct tools_ctx *tools;
 };
 
 #endif

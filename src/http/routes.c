@@ -7,6 +7,7 @@
 #include "core/json.h"
 #include "http/server.h"
 #include "realtime/client.h"
+#include "supabase/rpc.h"
 #include "twilio/answer.h"
 #include "twilio/stream.h"
 
@@ -108,12 +109,17 @@ int va_ready_report(const struct va_ctx *ctx, struct va_buf *out)
         degraded[nd++] = "TWILIO_AUTH_TOKEN missing: Twilio signatures are not checked";
     if (!cfg->mcp_enabled)
         degraded[nd++] = "mcp disabled";
+    else if (!ctx->mcp)
+        degraded[nd++] = "mcp not listening (see the log)";
     if (!cfg->storage_enabled)
         degraded[nd++] = "storage disabled";
     else if (!cfg->supabase_url)
         degraded[nd++] = "storage: SUPABASE_URL missing";
     else if (!cfg->supabase_service_role_key)
         degraded[nd++] = "storage: SUPABASE_SERVICE_ROLE_KEY missing";
+    const char *why = NULL;
+    if (ctx->rpc && !sb_rpc_healthy(ctx->rpc, &why))
+        degraded[nd++] = "supabase unreachable: tools fail until it recovers";
 
     va_buf_append_str(out, nr ? "{\"ready\":false" : "{\"ready\":true");
     if (nr)

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The MCP server of the daemon on MCP_PORT with the real data path: PostgreSQL (throwaway
+# cluster, migrations applied) behind a PostgREST-compatible endpoint. The seed's legacy
+# tool.call examples over a plain WebSocket, and the official SDK over both transports.
+. "$(dirname "$0")/lib.sh"
+PG_TEST_DIR=""
+PR_PID=""
+SKEY=test-service-role-key-0123456789
+stop_db() {
+    [ -n "$PR_PID" ] && { kill "$PR_PID" 2>/dev/null; wait "$PR_PID" 2>/dev/null; }
+    [ -n "$PG_TEST_DIR" ] && "$VA_ROOT/scripts/pg-test.sh" stop "$PG_TEST_DIR" >/dev/null 2>&1
+    PR_PID=""
+    PG_TEST_DIR=""
+}
+trap 'stop_db; cleanup' EXIT
+
+set -a
+eval "$("$VA_ROOT/scripts/pg-test.sh" 2>"$T/pg.err")" || { cat "$T/pg.err" >&2; exit 1; }
+set +a
+psql -X -q -v ON_ERROR_STOP=1 -c "insert into members (id, balance, currency) values
+  ('member_123', 1500, 'RWF'), ('member_456', 0, 'RWF');
+  insert into vouchers (code, value, currency) values ('SAVE50', 5000, 'RWF');" >/dev/null
+node "$VA_ROOT/tests/fakes/postgrest.js" --port 0 --database-url "$DATABASE_URL" --key "$SKEY" \
+    >"$T/pr.out" 2>"$T/pr.err" &
+PR_PID=$!
+for _ in $(seq 1 100); do
+    PR_PORT=$(sed -n 's/^{"listening":\([0-9]*\)}$/\1/p' "$T/pr.out" | head -n 1)
+    [ -n "$PR_PORT" ] && break
+    sleep 0.05
+done
+
+va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY
+MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
+[ -n "$MCP_PORT" ] && ok || fail "mcp did not report its port"
+
+# the seed's two examples, any WebSocket client, the seed's shapes exactly
+legacy() {
+    node -e '
+const WebSocket = require(process.argv[1] + "/tests/node/node_modules/ws");
+const ws = new WebSocket("ws://127.0.0.1:" + process.argv[2]);
+ws.on("open", () => ws.send(process.argv[3]));
+ws.on("message", (m) => { console.log(String(m)); ws.close(); });
+ws.on("close", () => process.exit(0));
+setTimeout(() => process.exit(1), 10000);' "$VA_ROOT" "$MCP_PORT" "$1"
+}
+out=$(legacy '{"id":"req_123","method":"tool.call","params":{"name":"get_member_balance","args":{"memberId":"member_123"}}}')
+assert_eq '{"id":"req_123","result":{"success":true,"memberId":"member_123","balance":1500,"currency":"RWF"}}' "$out" "seed get_member_balance"
+out=$(legacy '{"id":"req_124","method":"tool.call","params":{"name":"redeem_voucher","args":{"code":"SAVE50","memberId":"member_123"}}}')
+assert_eq '{"id":"req_124","result":{"success":true,"code":"SAVE50","value":5000,"currency":"RWF"}}' "$out" "seed redeem_voucher"
+out=$(legacy '{"id":"req_125","method":"tool.call","params":{"name":"redeem_voucher","args":{"code":"SAVE50","memberId":"member_123"}}}')
+assert_contains "$out" '"success":true' "the same request retried returns the first result"
+assert_eq 6500 "$(psql -X -t -A -c "select balance from members where id = 'member_123'")" "credited once"
+out=$(legacy '{"id":"req_126","method":"tool.call","params":{"name":"redeem_voucher","args":{"code":"SAVE50","memberId":"member_456"}}}')
+assert_contains "$out" '"success":false' "another member: a failure result, not an error"
+assert_contains "$out" 'already redeemed' "with the reason"
+out=$(legacy '{"id":"req_127","method":"tool.call","params":{"name":"get_member_balance","args":{"memberId":7}}}')
+assert_contains "$out" '"success":false' "wrongly typed argument is a failure result"
+assert_contains "$out" 'memberId' "naming the field"
+out=$(legacy '{"id":"req_128","method":"tool.call","params":{"name":"no_such_tool","args":{}}}')
+assert_contains "$out" '"error":{"code":' "unknown tool is an error"
+
+# the official SDK client over Streamable HTTP and WebSocket
+for url in "http://127.0.0.1:$MCP_PORT/mcp" "ws://127.0.0.1:$MCP_PORT/mcp"; do
+    out=$(node "$VA_ROOT/tests/fakes/mcp_client.mjs" --url "$url" --call get_member_balance \
+        --args '{"memberId":"member_456"}' 2>&1)
+    assert_contains "$out" '"get_member_balance"' "SDK lists the tools over $url"
+    assert_contains "$out" '"redeem_voucher"' "both tools over $url"
+    assert_contains "$out" '"balance":0' "SDK tools/call over $url"
+done
+va_stop
+
+# with MCP_AUTH_TOKEN: no token, no service
+va_start MCP_PORT=0 MCP_AUTH_TOKEN=mcp-token-abcdef123456 SUPABASE_URL=http://127.0.0.1:$PR_PORT \
+    SUPABASE_SERVICE_ROLE_KEY=$SKEY
+MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -H 'Accept: application/json, text/event-stream' \
+    --data '{"jsonrpc":"2.0","id":1,"method":"ping"}' "http://127.0.0.1:$MCP_PORT/mcp")
+assert_eq 401 "$code" "no token: 401"
+out=$(node "$VA_ROOT/tests/fakes/mcp_client.mjs" --url "http://127.0.0.1:$MCP_PORT/mcp" \
+    --token mcp-token-abcdef123456 --call get_member_balance --args '{"memberId":"member_123"}' 2>&1)
+assert_contains "$out" '"balance":6500' "with the token"
+va_stop
+
+# MCP bound beyond loopback without a token stays off; the daemon runs on, /ready degraded
+va_start MCP_PORT=0 MCP_HOST=0.0.0.0
+http GET /ready
+assert_contains "$BODY" "mcp not listening" "/ready lists MCP as degraded"
+va_stop
+finish
