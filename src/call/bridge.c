@@ -80,9 +80,15 @@ static int bridge_send_session_update(struct call *c, void *conn)
         .transcription_model = cfg->openai_transcription_model,
         .transcription_language = cfg->openai_transcription_language,
         .noise_reduction = "near_field",
-        .tools_json = NULL, /* the tool registry arrives with the MCP issue */
     };
-    return bridge_send_built(c, conn, rt_build_session_update(&c->ctx->calls->out, &s, "cfg_1"));
+    struct va_buf tools;
+    va_buf_init(&tools, 64 * 1024);
+    if (c->ctx->registry && cfg->mcp_enabled &&
+        mcp_registry_list_model(c->ctx->registry, &tools) == 0)
+        s.tools_json = tools.data;
+    int err = bridge_send_built(c, conn, rt_build_session_update(&c->ctx->calls->out, &s, "cfg_1"));
+    va_buf_deinit(&tools);
+    return err;
 }
 
 /* One input_audio_buffer.append of what the batch holds. */
@@ -394,6 +400,155 @@ static void bridge_barge_in(struct call *c, uint64_t t0_ns)
                 VA_LINT("audioEndMs", end_ms), VA_LINT("reactUs", react_us));
 }
 
+/* ---- the model's function calls (reference §7) ---- */
+
+static void bridge_tool_output(struct call *c, struct call_tool *t, const char *json, size_t len)
+{
+    t->answered = true;
+    bridge_send_built(c, c->conn,
+                      rt_build_function_output(&c->ctx->calls->out, t->call_id, json, len));
+    c->want_create = true;
+}
+
+/* One response.create after all outputs of the model's turn are in and it has finished. */
+static void bridge_maybe_create(struct call *c)
+{
+    if (!c->want_create || c->active_resp || c->ended)
+        return;
+    for (int i = 0; i < CALL_TOOLS; i++)
+        if (c->tools[i] && !c->tools[i]->answered)
+            return;
+    c->want_create = false;
+    bridge_send_built(c, c->conn, rt_build_response_create(&c->ctx->calls->out, NULL));
+}
+
+static void bridge_tool_free(struct call_tool *t)
+{
+    struct call *c = t->call;
+    for (int i = 0; i < CALL_TOOLS; i++)
+        if (c->tools[i] == t)
+            c->tools[i] = NULL;
+    free(t->args);
+    free(t);
+    call_release(c);
+}
+
+static void bridge_tool_on_done(struct mcp_call_done *done, const struct mcp_call_result *res)
+{
+    struct call_tool *t = done->ud;
+    struct call *c = t->call;
+    t->running = false;
+    if (!done->abandoned && !t->answered && !c->ended) {
+        va_log_info(c->ctx->log, "call", "tool done", VA_LSTR("callSid", c->call_sid),
+                    VA_LSTR("tool", t->tool->def.name), VA_LBOOL("isError", res->is_error),
+                    VA_LINT("ms", bridge_now(c) - t->started_ms));
+        bridge_tool_output(c, t, res->json, res->len);
+    }
+    bool ended = c->ended;
+    bridge_tool_free(t);
+    if (!ended)
+        bridge_maybe_create(c);
+}
+
+static void bridge_tool_start(struct call *c, struct call_tool *t)
+{
+    t->deferred = false;
+    t->running = true;
+    t->started_ms = bridge_now(c);
+    struct mcp_call_ctx cx = {.origin = MCP_ORIGIN_MODEL,
+                              .tool = t->tool->def.name,
+                              .idempotency_key = t->call_id,
+                              .timeout_ms = t->tool->def.timeout_ms};
+    mcp_call_done_init(&t->done, bridge_tool_on_done, t);
+    mcp_registry_call_json(t->tool, t->args, t->args_len, &cx, &t->done);
+}
+
+static void bridge_function_call(struct call *c, const struct rt_event *ev)
+{
+    const struct mcp_tool *tool =
+        c->ctx->registry && c->ctx->cfg->mcp_enabled
+            ? mcp_registry_find(c->ctx->registry, ev->name, strlen(ev->name), MCP_OFFER_MODEL)
+            : NULL;
+    int slot = -1;
+    for (int i = 0; i < CALL_TOOLS && slot < 0; i++)
+        if (!c->tools[i])
+            slot = i;
+    if (!tool || slot < 0 || ev->text_cut) {
+        const char *why = !tool ? "{\"success\":false,\"error\":\"no such tool\"}"
+                          : slot < 0
+                              ? "{\"success\":false,\"error\":\"too many tool calls at once\"}"
+                              : "{\"success\":false,\"error\":\"arguments too long\"}";
+        bridge_send_built(
+            c, c->conn,
+            rt_build_function_output(&c->ctx->calls->out, ev->call_id, why, strlen(why)));
+        c->want_create = true;
+        return;
+    }
+    struct call_tool *t = va_xcalloc(1, sizeof(*t));
+    t->call = c;
+    t->tool = tool;
+    snprintf(t->call_id, sizeof(t->call_id), "%s", ev->call_id);
+    snprintf(t->response_id, sizeof(t->response_id), "%s", ev->response_id);
+    t->args = va_xstrndup(ev->text, ev->text_len);
+    t->args_len = ev->text_len;
+    c->tools[slot] = t;
+    c->holds++; /* a late result must find the call's memory */
+    va_log_info(c->ctx->log, "call", "tool call", VA_LSTR("callSid", c->call_sid),
+                VA_LSTR("tool", tool->def.name),
+                VA_LBOOL("sideEffects", tool->def.has_side_effects));
+    /* a side effect waits for its response to complete: a barged-in request never runs */
+    if (tool->def.has_side_effects && c->active_resp &&
+        strcmp(c->active_resp_id, ev->response_id) == 0) {
+        t->deferred = true;
+        return;
+    }
+    bridge_tool_start(c, t);
+}
+
+static void bridge_tools_response_done(struct call *c, const char *response_id, bool completed)
+{
+    for (int i = 0; i < CALL_TOOLS; i++) {
+        struct call_tool *t = c->tools[i];
+        if (!t || !t->deferred || strcmp(t->response_id, response_id) != 0)
+            continue;
+        if (completed) {
+            bridge_tool_start(c, t);
+            continue;
+        }
+        static const char skipped[] =
+            "{\"success\":false,\"error\":\"not done: the caller interrupted\"}";
+        bridge_tool_output(c, t, skipped, sizeof(skipped) - 1);
+        bridge_tool_free(t);
+    }
+    bridge_maybe_create(c);
+}
+
+/* Timeouts and the end of the call: answer now, let the handler finish later. */
+static void bridge_tools_expire(struct call *c, uint64_t now, bool all)
+{
+    static const char timeout[] = "{\"success\":false,\"error\":\"the tool timed out\"}";
+    for (int i = 0; i < CALL_TOOLS; i++) {
+        struct call_tool *t = c->tools[i];
+        if (!t)
+            continue;
+        if (t->deferred && all) {
+            bridge_tool_free(t);
+            continue;
+        }
+        if (!t->running || t->done.abandoned)
+            continue;
+        if (all || now - t->started_ms >= t->tool->def.timeout_ms) {
+            t->done.abandoned = true;
+            if (t->tool->def.cancel)
+                t->tool->def.cancel(t->tool->def.tool_ud, &t->done);
+            if (!all && !t->answered) {
+                bridge_tool_output(c, t, timeout, sizeof(timeout) - 1);
+                bridge_maybe_create(c);
+            }
+        }
+    }
+}
+
 /* ---- server events ---- */
 
 static void bridge_session_ready(struct call *c, void *conn)
@@ -503,6 +658,7 @@ static void bridge_event(struct call *c, void *conn, struct rt_event *ev)
             c->active_resp = false;
             c->active_resp_id[0] = '\0';
         }
+        bridge_tools_response_done(c, ev->response_id, strcmp(ev->status, "completed") == 0);
         break;
     case RT_EV_AUDIO_DELTA: {
         if (!c->ctx->cfg->duplex_enabled || strcmp(ev->response_id, c->dropped_resp_id) == 0)
@@ -534,10 +690,7 @@ static void bridge_event(struct call *c, void *conn, struct rt_event *ev)
                       false);
         break;
     case RT_EV_FUNCTION_CALL:
-        /* no tools are offered until the tool registry lands; say so to the model */
-        bridge_send_built(c, c->conn,
-                          rt_build_function_output(&c->ctx->calls->out, ev->call_id,
-                                                   "{\"error\":\"no such tool\"}", 25));
+        bridge_function_call(c, ev);
         break;
     case RT_EV_ERROR:
         if (bridge_benign_error(ev)) {
@@ -642,6 +795,7 @@ void bridge_tick(struct call *c, uint64_t now)
 {
     if (c->rt_state != CALL_RT_READY)
         return;
+    bridge_tools_expire(c, now, false);
     /* a batch the caller's silence left half full */
     if (c->in_batch.len && now - c->last_media_ms >= c->ctx->cfg->inbound_batch_ms)
         bridge_flush_batch(c);
@@ -658,6 +812,7 @@ void bridge_tick(struct call *c, uint64_t now)
 
 void bridge_close(struct call *c)
 {
+    bridge_tools_expire(c, 0, true);
     if (c->conn)
         c->rt->close(c->conn, 1000, "call ended");
     if (c->next_conn)

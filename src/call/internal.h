@@ -11,17 +11,18 @@
 #include "audio/resample.h"
 #include "call/call.h"
 #include "core/buf.h"
+#include "mcp/registry.h"
 #include "realtime/events.h"
 
 #define CALL_SID_MAX 64
 #define CALL_NUM_MAX 32
-#define CALL_ITEMS 8       /* assistant audio items remembered for marks and barge-in */
-#define CALL_MARKS 64      /* marks in flight (ahead <= 5 s at one per 40 ms fits) */
-#define CALL_SEGS 16       /* item boundaries inside the outbound queue */
+#define CALL_ITEMS 8        /* assistant audio items remembered for marks and barge-in */
+#define CALL_MARKS 64       /* marks in flight (ahead <= 5 s at one per 40 ms fits) */
+#define CALL_SEGS 16        /* item boundaries inside the outbound queue */
 #define CALL_MARK_EVERY 320 /* bytes of mu-law: a mark at least every 40 ms */
 #define CALL_TURNS_MAX 256
 #define CALL_TURN_TEXT_MAX (32 * 1024) /* transcript bytes kept per call */
-#define CALL_STALL_MS 750               /* no media while speaking: append silence */
+#define CALL_STALL_MS 750              /* no media while speaking: append silence */
 #define CALL_STALL_FILL_MS 1000
 
 enum call_rt_state {
@@ -36,13 +37,13 @@ enum call_rt_state {
 struct call_item {
     char id[RT_ID_MAX + 1];
     char response_id[RT_ID_MAX + 1];
-    uint64_t rx_ms_x8;  /* received, in mu-law bytes at 8 kHz (ms * 8) */
-    uint64_t sent;      /* bytes sent to Twilio */
-    uint64_t heard_ms;  /* largest echoed mark */
-    uint64_t first_ms;  /* when its first audio arrived (turn order) */
-    bool done;          /* output_audio.done seen */
-    bool interrupted;   /* cut by a barge-in */
-    uint64_t cut_ms;    /* what the caller heard when cut */
+    uint64_t rx_ms_x8; /* received, in mu-law bytes at 8 kHz (ms * 8) */
+    uint64_t sent;     /* bytes sent to Twilio */
+    uint64_t heard_ms; /* largest echoed mark */
+    uint64_t first_ms; /* when its first audio arrived (turn order) */
+    bool done;         /* output_audio.done seen */
+    bool interrupted;  /* cut by a barge-in */
+    uint64_t cut_ms;   /* what the caller heard when cut */
     bool used;
 };
 
@@ -56,6 +57,23 @@ struct call_mark { /* a mark in flight */
     int item;
     uint64_t item_ms;
     uint64_t total; /* bytes sent in this generation up to the mark */
+};
+
+#define CALL_TOOLS 8 /* function calls of the model in flight per call */
+
+/* One function call of the model, from arguments.done to its function_call_output. */
+struct call_tool {
+    struct call *call;
+    struct mcp_call_done done; /* the registry's completion; lives until on_done */
+    const struct mcp_tool *tool;
+    char call_id[RT_ID_MAX + 1];
+    char response_id[RT_ID_MAX + 1];
+    char *args;
+    size_t args_len;
+    uint64_t started_ms;
+    bool deferred; /* side effects: waits for its response to complete */
+    bool running;
+    bool answered; /* function_call_output sent (result, failure or timeout) */
 };
 
 enum call_turn_role { CALL_TURN_CALLER, CALL_TURN_AGENT, CALL_TURN_DTMF };
@@ -130,6 +148,10 @@ struct call {
     uint32_t gen;
     uint64_t gen_sent, gen_heard; /* bytes in this generation */
     size_t since_mark;
+
+    /* the model's function calls */
+    struct call_tool *tools[CALL_TOOLS];
+    bool want_create; /* tool outputs sent: a response.create is due once all are in */
 
     /* transcript */
     struct call_turn *turns; /* grown on demand up to CALL_TURNS_MAX: most calls have few */

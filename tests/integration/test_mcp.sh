@@ -69,6 +69,25 @@ for url in "http://127.0.0.1:$MCP_PORT/mcp" "ws://127.0.0.1:$MCP_PORT/mcp"; do
 done
 va_stop
 
+# the model asks for a tool in a call: the registry runs it against the database, the output
+# goes back as function_call_output, then one response.create
+espeak-ng -s 160 -w "$T/speech.wav" "What is my balance? My member number is one two three." 2>/dev/null
+sox "$T/speech.wav" -r 8000 -c 1 -e mu-law -t raw "$T/speech.ulaw"
+rt_start --tool-call 'get_member_balance:{"memberId":"member_123"}'
+va_start_rt PUBLIC_WS_URL=wss://example.com/ws/twilio MCP_PORT=0 \
+    SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY
+out=$(node "$VA_ROOT/tests/fakes/twilio.js" --port "$VA_PORT" --audio "$T/speech.ulaw" --linger-ms 2500)
+assert_contains "$out" '"ok":true' "call with a tool call"
+rt_stop
+summary=$(grep '^{"session' "$T/rt.out" | tail -n 1)
+assert_contains "$summary" '"toolCalls":1' "the fake asked for one tool"
+output=$(grep '"function_call_output"' "$T/rt.log" | head -n 1)
+assert_contains "$output" '\"balance\":6500' "the model got the balance stored in the database"
+assert_contains "$output" '"call_id":"call_1"' "for its call_id"
+assert_contains "$summary" '"responseCreates":1' "then exactly one response.create"
+assert_eq 1 "$(log_has '"msg":"tool done".*"tool":"get_member_balance"')" "tool call logged"
+va_stop
+
 # with MCP_AUTH_TOKEN: no token, no service
 va_start MCP_PORT=0 MCP_AUTH_TOKEN=mcp-token-abcdef123456 SUPABASE_URL=http://127.0.0.1:$PR_PORT \
     SUPABASE_SERVICE_ROLE_KEY=$SKEY

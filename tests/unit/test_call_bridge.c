@@ -16,6 +16,7 @@
 #include "call/internal.h"
 #include "core/config.h"
 #include "core/ctx.h"
+#include "mcp/registry.h"
 #include "twilio/media.h"
 
 struct fake {
@@ -34,6 +35,7 @@ struct fake {
     int nmarks;
     int clears;
     bool hung_up;
+    int runs; /* of the fake tool */
 };
 
 static const char *cfg_lookup(void *ud, const char *name)
@@ -306,6 +308,75 @@ static void test_transcript_cut_at_heard(void **state)
     teardown(f);
 }
 
+/* A tool with side effects, completing at once; counts its runs in the fake. */
+static int fake_tool(void *ud, const cJSON *args, const struct mcp_call_ctx *cx,
+                     struct mcp_call_done *done)
+{
+    struct fake *f = ud;
+    (void)args;
+    assert_string_equal(cx->idempotency_key, "call_1");
+    f->runs++;
+    mcp_call_complete(done, "{\"success\":true}", 16, false);
+    return 0;
+}
+
+static void with_tool(struct fake *f, struct mcp_registry *reg)
+{
+    mcp_registry_init(reg, 4);
+    struct mcp_tool_def def = {
+        .name = "redeem_voucher",
+        .description = "test",
+        .input_schema = "{\"type\":\"object\",\"properties\":{\"code\":{\"type\":\"string\"}}}",
+        .timeout_ms = 1000,
+        .has_side_effects = true,
+        .offer = MCP_OFFER_BOTH,
+        .call = fake_tool,
+        .tool_ud = f,
+    };
+    assert_int_equal(mcp_registry_add(reg, &def, NULL), 0);
+    f->ctx.registry = reg;
+}
+
+static const char fcall[] =
+    "{\"type\":\"response.function_call_arguments.done\",\"response_id\":\"r1\",\"item_id\":"
+    "\"f1\",\"output_index\":0,\"call_id\":\"call_1\",\"name\":\"redeem_voucher\","
+    "\"arguments\":\"{\\\"code\\\":\\\"SAVE50\\\"}\"}";
+
+static void test_side_effect_waits_for_completed_response(void **state)
+{
+    (void)state;
+    struct fake *f = setup(NULL);
+    struct mcp_registry reg;
+    with_tool(f, &reg);
+    ready(f);
+    assert_non_null(strstr(f->sent[0], "\"name\":\"redeem_voucher\"")); /* offered */
+    rt_in(f, "{\"type\":\"response.created\",\"response\":{\"id\":\"r1\"}}");
+    rt_in(f, fcall);
+    assert_int_equal(f->runs, 0); /* not while its response may still be cancelled */
+    rt_in(f, "{\"type\":\"response.done\",\"response\":{\"id\":\"r1\",\"status\":\"completed\"}}");
+    assert_int_equal(f->runs, 1);
+    assert_non_null(strstr(f->sent[(f->nsent - 2) % 64], "\"type\":\"function_call_output\""));
+    assert_string_equal(last_sent(f), "{\"type\":\"response.create\"}");
+    teardown(f);
+    mcp_registry_deinit(&reg);
+}
+
+static void test_side_effect_skipped_when_cancelled(void **state)
+{
+    (void)state;
+    struct fake *f = setup(NULL);
+    struct mcp_registry reg;
+    with_tool(f, &reg);
+    ready(f);
+    rt_in(f, "{\"type\":\"response.created\",\"response\":{\"id\":\"r1\"}}");
+    rt_in(f, fcall);
+    rt_in(f, "{\"type\":\"response.done\",\"response\":{\"id\":\"r1\",\"status\":\"cancelled\"}}");
+    assert_int_equal(f->runs, 0); /* a barged-in request never redeems */
+    assert_non_null(strstr(f->sent[(f->nsent - 2) % 64], "not done: the caller interrupted"));
+    teardown(f);
+    mcp_registry_deinit(&reg);
+}
+
 static void test_realtime_close_fails_call(void **state)
 {
     (void)state;
@@ -331,6 +402,8 @@ int main(void)
         cmocka_unit_test(test_no_barge_in_when_silent),
         cmocka_unit_test(test_transcript_cut_at_heard),
         cmocka_unit_test(test_realtime_close_fails_call),
+        cmocka_unit_test(test_side_effect_waits_for_completed_response),
+        cmocka_unit_test(test_side_effect_skipped_when_cancelled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
