@@ -28,8 +28,12 @@
 #define MAIN_RL_SLOTS 4096
 #define MAIN_DRAIN_POLL_MS 50
 
+#define MAIN_MAX_ORIGINS 16
+
 struct main_state {
     struct va_ctx ctx;
+    char origin_text[1024];
+    char *origins[MAIN_MAX_ORIGINS];
     struct rt_breaker breaker;
     struct mcp_registry registry;
     struct mcp_server_info mcp_info;
@@ -150,6 +154,19 @@ static void main_walk_leftover(uv_handle_t *h, void *arg)
                  VA_LSTR("type", uv_handle_type_name(h->type)));
 }
 
+/* MCP_ALLOWED_ORIGINS: "a, b" into out[] (pointing into text); returns the count. */
+static size_t main_split_origins(const char *list, char *text, char **out, size_t max)
+{
+    size_t n = 0;
+    if (!list)
+        return 0;
+    snprintf(text, 1024, "%s", list);
+    for (char *save = NULL, *tok = strtok_r(text, ", ", &save); tok && n < max;
+         tok = strtok_r(NULL, ", ", &save))
+        out[n++] = tok;
+    return n;
+}
+
 /* After uv_run has returned: what outlives the loop's handles. */
 static void main_free_ctx(struct va_ctx *ctx)
 {
@@ -212,6 +229,9 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
         mc.port = cfg->mcp_port;
         mc.auth_token = cfg->mcp_auth_token;
         mc.info = &m.mcp_info;
+        mc.allowed_origins = (const char *const *)m.origins;
+        mc.norigins = main_split_origins(cfg->mcp_allowed_origins, m.origin_text, m.origins,
+                                         MAIN_MAX_ORIGINS);
         err = mcp_server_open(&ctx->mcp, &loop, log, &mc, ctx->registry);
         if (err)
             ctx->mcp = NULL; /* logged by the server; /ready lists it as degraded */

@@ -57,7 +57,8 @@ struct va_cfg {
     uint16_t port; /* PORT, default 8787; 0 = ephemeral (the bound port is logged) */
     char *mcp_host;
     uint16_t mcp_port;
-    char *mcp_auth_token; /* secret */
+    char *mcp_auth_token;      /* secret */
+    char *mcp_allowed_origins; /* comma-separated, NULL = none */
 
     /* Capacity and lifecycle */
     uint32_t max_calls;

@@ -157,6 +157,11 @@ static const struct va_cfg_var cfg_table[] = {
     CFG_SECRET("Listeners", "MCP_AUTH_TOKEN", mcp_auth_token,
                "Bearer token MCP clients must present."),
 
+    CFG_TEXT("Listeners", "MCP_ALLOWED_ORIGINS", VA_CFG_STRING, "string",
+             "comma-separated origins, e.g. http://localhost:6274", "", mcp_allowed_origins,
+             "Browser origins allowed to reach MCP (DNS rebinding defence); empty: any request "
+             "carrying an Origin header gets 403, clients without one are unaffected."),
+
     CFG_INT("Capacity and lifecycle", "MAX_CALLS", VA_CFG_U32, max_calls, 1, 10000, 100,
             "Calls handled at once; past it callers hear APOLOGY_TEXT."),
     CFG_TEXT("Capacity and lifecycle", "LOG_LEVEL", VA_CFG_LOG_LEVEL, "enum",

@@ -90,12 +90,21 @@ va_stop
 
 # with MCP_AUTH_TOKEN: no token, no service
 va_start MCP_PORT=0 MCP_AUTH_TOKEN=mcp-token-abcdef123456 SUPABASE_URL=http://127.0.0.1:$PR_PORT \
-    SUPABASE_SERVICE_ROLE_KEY=$SKEY
+    SUPABASE_SERVICE_ROLE_KEY=$SKEY MCP_ALLOWED_ORIGINS="http://localhost:6274, http://ok.example"
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
     -H 'Accept: application/json, text/event-stream' \
     --data '{"jsonrpc":"2.0","id":1,"method":"ping"}' "http://127.0.0.1:$MCP_PORT/mcp")
 assert_eq 401 "$code" "no token: 401"
+ping_origin() {
+    curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' -H "Origin: $1" \
+        -H 'Authorization: Bearer mcp-token-abcdef123456' \
+        --data '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}' \
+        "http://127.0.0.1:$MCP_PORT/mcp"
+}
+assert_eq 403 "$(ping_origin http://evil.example)" "an Origin not in MCP_ALLOWED_ORIGINS: 403"
+assert_eq 200 "$(ping_origin http://ok.example)" "a listed Origin passes"
 out=$(node "$VA_ROOT/tests/fakes/mcp_client.mjs" --url "http://127.0.0.1:$MCP_PORT/mcp" \
     --token mcp-token-abcdef123456 --call get_member_balance --args '{"memberId":"member_123"}' 2>&1)
 assert_contains "$out" '"balance":6500' "with the token"

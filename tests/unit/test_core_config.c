@@ -187,6 +187,7 @@ static void test_table(void **state)
         "MCP_HOST",
         "MCP_PORT",
         "MCP_AUTH_TOKEN",
+        "MCP_ALLOWED_ORIGINS",
         "MAX_CALLS",
         "LOG_LEVEL",
         "DRAIN_TIMEOUT_S",
