@@ -79,6 +79,7 @@ struct mcp_xchg {
     struct mcp_wsconn *wc;          /* answer over this WebSocket, or */
     struct va_http_conn *hc;        /* answer this HTTP request; both NULL: discard */
     bool sse;
+    bool modern;   /* 2026-07-28 over HTTP: some errors are HTTP statuses too (§8.3) */
     bool overflow; /* the answer passed max_response_bytes */
     bool finished;
     char extra[96]; /* response headers (Mcp-Session-Id) */
@@ -308,6 +309,23 @@ static void xchg_free(struct mcp_xchg *x)
     srv_maybe_closed(s);
 }
 
+/* 2026-07-28 (§8.3): an unknown method is also a 404 and an unsupported version a 400. */
+static int xchg_modern_status(const struct mcp_xchg *x)
+{
+    if (!x->modern || x->out.len == 0 || x->out.data[0] != '{')
+        return 200;
+    cJSON *root = cJSON_ParseWithLength(x->out.data, x->out.len);
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+    int status = 200;
+    if (cJSON_IsNumber(code) && code->valueint == MCP_RPC_METHOD_NOT_FOUND)
+        status = 404;
+    else if (cJSON_IsNumber(code) && code->valueint == MCP_RPC_UNSUPPORTED_VERSION)
+        status = 400;
+    cJSON_Delete(root);
+    return status;
+}
+
 static void xchg_send_http(struct mcp_xchg *x)
 {
     struct va_http_conn *c = x->hc;
@@ -323,7 +341,8 @@ static void xchg_send_http(struct mcp_xchg *x)
         return;
     }
     if (!x->sse) {
-        va_http_respond(c, 200, "application/json", extra, x->out.data, x->out.len);
+        va_http_respond(c, xchg_modern_status(x), "application/json", extra, x->out.data,
+                        x->out.len);
         return;
     }
     /* One SSE event; JSON from cJSON or the builders holds no raw newline. */
@@ -726,6 +745,7 @@ static void http_post(struct mcp_server *s, struct va_http_conn *c, const struct
 
     struct mcp_xchg *x = xchg_new(s, ss ? &ss->peer : NULL);
     x->hc = c;
+    x->modern = pk.meta_version[0] != '\0';
     x->sse = acc_sse && !acc_json;
     if (fresh) {
         /* mcp_handle() answers initialize synchronously: the session exists only if it took */

@@ -59,6 +59,21 @@ assert_contains "$out" 'memberId' "naming the field"
 out=$(legacy '{"id":"req_128","method":"tool.call","params":{"name":"no_such_tool","args":{}}}')
 assert_contains "$out" '"error":{"code":' "unknown tool is an error"
 
+# the stateless revision over HTTP: errors that are HTTP statuses too (reference §8.3)
+modern() { # version method -> HTTP status
+    curl -s -o "$T/modern" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' -H "MCP-Protocol-Version: $1" \
+        -H "Mcp-Method: $2" \
+        --data "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$2\",\"params\":{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"$1\",\"io.modelcontextprotocol/clientCapabilities\":{}}}}" \
+        "http://127.0.0.1:$MCP_PORT/mcp"
+}
+assert_eq 404 "$(modern 2026-07-28 no/such_method)" "2026-07-28: unknown method is a 404"
+assert_contains "$(cat "$T/modern")" '-32601' "with -32601"
+assert_eq 400 "$(modern 2099-01-01 tools/list)" "unsupported version is a 400"
+assert_contains "$(cat "$T/modern")" '-32022' "with -32022"
+assert_eq 200 "$(modern 2026-07-28 tools/list)" "2026-07-28 tools/list answers"
+assert_contains "$(cat "$T/modern")" 'get_member_balance' "with the tools"
+
 # the official SDK client over Streamable HTTP and WebSocket
 for url in "http://127.0.0.1:$MCP_PORT/mcp" "ws://127.0.0.1:$MCP_PORT/mcp"; do
     out=$(node "$VA_ROOT/tests/fakes/mcp_client.mjs" --url "$url" --call get_member_balance \
