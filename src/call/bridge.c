@@ -156,11 +156,6 @@ void bridge_caller_audio(struct call *c, const uint8_t *mulaw, size_t len)
 
 /* ---- agent audio out: queue, pacing, marks ---- */
 
-static struct call_item *bridge_item(struct call *c, int i)
-{
-    return i >= 0 ? &c->items[i] : NULL;
-}
-
 static int bridge_find_item(struct call *c, const char *id)
 {
     for (int i = 0; i < CALL_ITEMS; i++)
@@ -199,18 +194,25 @@ static void bridge_seg_push(struct call *c, int item, size_t bytes)
     c->seg_len++;
 }
 
+#define BRIDGE_MARK_NAME_MAX (RT_ID_MAX + 48)
+
+/* g<generation>:<item_id>:<ms of the item sent up to the mark> */
+static void bridge_mark_name(const struct call *c, const struct call_mark *m, char *out, size_t n)
+{
+    snprintf(out, n, "g%" PRIu32 ":%s:%" PRIu64, m->gen, c->items[m->item].id, m->item_ms);
+}
+
 static void bridge_send_mark(struct call *c, int item)
 {
-    struct call_item *it = &c->items[item];
     if (c->mark_len == CALL_MARKS)
         return; /* the next one covers this audio too */
-    char name[RT_ID_MAX + 48];
-    uint64_t item_ms = it->sent / 8;
-    snprintf(name, sizeof(name), "g%" PRIu32 ":%s:%" PRIu64, c->gen, it->id, item_ms);
+    struct call_mark m = {
+        .gen = c->gen, .item = item, .item_ms = c->items[item].sent / 8, .total = c->gen_sent};
+    char name[BRIDGE_MARK_NAME_MAX];
+    bridge_mark_name(c, &m, name, sizeof(name));
     if (c->port->send_mark(c->port_ud, name))
         return;
-    c->marks_q[(c->mark_head + c->mark_len) % CALL_MARKS] =
-        (struct call_mark){.gen = c->gen, .item = item, .item_ms = item_ms, .total = c->gen_sent};
+    c->marks_q[(c->mark_head + c->mark_len) % CALL_MARKS] = m;
     c->mark_len++;
     c->since_mark = 0;
 }
@@ -305,26 +307,28 @@ static void bridge_audio_done(struct call *c, int item)
 
 void bridge_mark(struct call *c, const char *name)
 {
-    uint32_t gen = 0;
-    if (sscanf(name, "g%" SCNu32 ":", &gen) != 1 || gen != c->gen) {
-        /* echoed by a clear: not playback */
+    /* Only marks in flight count: a clear empties that list, so echoes of cleared marks
+     * (an older generation) and names that are not ours find nothing here. */
+    size_t k = 0;
+    char want[BRIDGE_MARK_NAME_MAX];
+    for (; k < c->mark_len; k++) {
+        bridge_mark_name(c, &c->marks_q[(c->mark_head + k) % CALL_MARKS], want, sizeof(want));
+        if (strcmp(want, name) == 0)
+            break;
+    }
+    if (k == c->mark_len) {
         c->stale_marks++;
         return;
     }
-    /* echoes come in order: drop marks up to this one */
-    while (c->mark_len) {
-        struct call_mark m = c->marks_q[c->mark_head];
+    /* echoes come in order: the marks before this one have played too */
+    for (size_t i = 0; i <= k; i++) {
+        const struct call_mark *m = &c->marks_q[c->mark_head];
+        struct call_item *it = &c->items[m->item];
+        c->gen_heard = m->total;
+        if (m->item_ms > it->heard_ms)
+            it->heard_ms = m->item_ms;
         c->mark_head = (c->mark_head + 1) % CALL_MARKS;
         c->mark_len--;
-        c->gen_heard = m.total;
-        struct call_item *it = bridge_item(c, m.item);
-        if (it && m.item_ms > it->heard_ms)
-            it->heard_ms = m.item_ms;
-        char want[RT_ID_MAX + 48];
-        snprintf(want, sizeof(want), "g%" PRIu32 ":%s:%" PRIu64, m.gen, it ? it->id : "",
-                 m.item_ms);
-        if (strcmp(want, name) == 0)
-            break;
     }
     bridge_pump(c);
 }

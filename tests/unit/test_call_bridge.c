@@ -210,6 +210,10 @@ static void test_pacing_and_marks(void **state)
     assert_int_equal(f->nmarks, 5);
     assert_string_equal(f->marks[0], "g0:i1:40");
     assert_string_equal(f->marks[4], "g0:i1:200");
+    /* a name that is not one of ours in flight plays nothing */
+    call_mark_in(f->call, "g0:other:999");
+    call_mark_in(f->call, "g0:i1");
+    assert_int_equal(f->media_bytes, 1600);
     /* Twilio played 80 ms: 80 ms more may go */
     call_mark_in(f->call, "g0:i1:40");
     call_mark_in(f->call, "g0:i1:80");
