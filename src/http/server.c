@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "http/request.h"
 
@@ -151,12 +152,7 @@ const char *va_http_req_header(const struct va_http_req *req, const char *name, 
 static void conn_free(struct va_http_conn *c)
 {
     struct va_http_server *srv = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (srv->conns == c)
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    VA_LIST_REMOVE(srv->conns, c, prev, next);
     if (c->rejecting)
         srv->nrejecting--;
     else
@@ -647,10 +643,7 @@ static void srv_on_connection(uv_stream_t *ls, int status)
         srv->nrejecting++;
     else
         srv->nconns++;
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
+    VA_LIST_PUSH(srv->conns, c, prev, next);
     va_http_reqparser_init(&c->rp, srv->cfg.max_header_bytes, srv->cfg.max_body_bytes);
     va_buf_init(&c->pending, SRV_READ_BUF);
 

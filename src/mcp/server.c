@@ -13,6 +13,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "http/ratelimit.h"
@@ -265,16 +266,10 @@ static struct mcp_xchg *xchg_new(struct mcp_server *s, struct mcp_peer *peer)
     struct mcp_xchg *x = va_xcalloc(1, sizeof(*x));
     x->srv = s;
     va_buf_init(&x->out, s->cfg.max_response_bytes);
-    x->next = s->xchgs;
-    if (s->xchgs)
-        s->xchgs->prev = x;
-    s->xchgs = x;
+    VA_LIST_PUSH(s->xchgs, x, prev, next);
     if (peer) {
         x->peer = peer;
-        x->pnext = peer->xchgs;
-        if (peer->xchgs)
-            peer->xchgs->pprev = x;
-        peer->xchgs = x;
+        VA_LIST_PUSH(peer->xchgs, x, pprev, pnext);
     }
     return x;
 }
@@ -283,12 +278,7 @@ static void xchg_unlink_peer(struct mcp_xchg *x)
 {
     if (!x->peer)
         return;
-    if (x->pprev)
-        x->pprev->pnext = x->pnext;
-    else
-        x->peer->xchgs = x->pnext;
-    if (x->pnext)
-        x->pnext->pprev = x->pprev;
+    VA_LIST_REMOVE(x->peer->xchgs, x, pprev, pnext);
     x->pprev = x->pnext = NULL;
     x->peer = NULL;
 }
@@ -297,12 +287,7 @@ static void xchg_free(struct mcp_xchg *x)
 {
     struct mcp_server *s = x->srv;
     xchg_unlink_peer(x);
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        s->xchgs = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
+    VA_LIST_REMOVE(s->xchgs, x, prev, next);
     mcp_result_deinit(&x->res);
     va_buf_deinit(&x->out);
     free(x);
@@ -461,12 +446,7 @@ static void sess_free(struct mcp_sess *ss, const char *why)
     struct mcp_server *s = ss->srv;
     while (ss->peer.xchgs)
         xchg_unlink_peer(ss->peer.xchgs); /* their POSTs are still answered */
-    if (ss->prev)
-        ss->prev->next = ss->next;
-    else
-        s->sessions = ss->next;
-    if (ss->next)
-        ss->next->prev = ss->prev;
+    VA_LIST_REMOVE(s->sessions, ss, prev, next);
     s->nsessions--;
     va_log_info(s->log, "mcp", "session ended", VA_LSTR("reason", why),
                 VA_LINT("sessions", s->nsessions));
@@ -555,12 +535,7 @@ static void ws_on_closed(void *ud, uint16_t code, const char *reason)
     struct mcp_server *s = wc->srv;
     while (wc->peer.xchgs)
         xchg_orphan(wc->peer.xchgs);
-    if (wc->prev)
-        wc->prev->next = wc->next;
-    else
-        s->wsconns = wc->next;
-    if (wc->next)
-        wc->next->prev = wc->prev;
+    VA_LIST_REMOVE(s->wsconns, wc, prev, next);
     s->nws--;
     va_log_info(s->log, "mcp", "websocket closed", VA_LINT("code", code), VA_LSTR("reason", reason),
                 VA_LSTR("remote", wc->remote));
@@ -615,10 +590,7 @@ static void ws_upgrade(struct mcp_server *s, struct va_http_conn *c, const struc
         free(wc);
         return;
     }
-    wc->next = s->wsconns;
-    if (s->wsconns)
-        s->wsconns->prev = wc;
-    s->wsconns = wc;
+    VA_LIST_PUSH(s->wsconns, wc, prev, next);
     s->nws++;
     va_log_info(s->log, "mcp", "websocket connected", VA_LSTR("remote", wc->remote),
                 VA_LBOOL("subprotocol", proto), VA_LINT("connections", s->nws));
@@ -756,10 +728,7 @@ static void http_post(struct mcp_server *s, struct va_http_conn *c, const struct
             free(fresh);
             fresh = NULL;
         } else {
-            fresh->next = s->sessions;
-            if (s->sessions)
-                s->sessions->prev = fresh;
-            s->sessions = fresh;
+            VA_LIST_PUSH(s->sessions, fresh, prev, next);
             s->nsessions++;
             snprintf(x->extra, sizeof(x->extra), "Mcp-Session-Id: %s\r\n", fresh->id);
             va_log_info(s->log, "mcp", "session started", VA_LSTR("version", rpc->version),

@@ -32,6 +32,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/net.h"
 
@@ -344,12 +345,7 @@ static void rt_lws_maybe_destroy(struct rt_lws *l);
 static void rt_client_release(struct rt_client *c)
 {
     struct rt_lws *l = c->l;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        l->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    VA_LIST_REMOVE(l->clients, c, prev, next);
     l->nclients--;
     for (struct rt_client **pp = &l->flush_head; *pp; pp = &(*pp)->flush_next) {
         if (*pp == c) {
@@ -1009,10 +1005,7 @@ int rt_client_open(struct rt_client **out, struct rt_lws *l, const struct rt_cli
     c->timer.data = c;
     uv_timer_start(&c->timer, rt_client_timeout, c->connect_timeout_ms, 0);
 
-    c->next = l->clients;
-    if (l->clients)
-        l->clients->prev = c;
-    l->clients = c;
+    VA_LIST_PUSH(l->clients, c, prev, next);
     l->nclients++;
     if (c->auth_value)
         va_log_add_secret(l->log, c->auth_value);

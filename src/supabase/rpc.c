@@ -15,6 +15,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/list.h"
 #include "core/log.h"
 
 #define SB_MOD "supabase"
@@ -121,12 +122,7 @@ static void sb_poll_closed(uv_handle_t *h)
 
 static void sb_poll_release(struct sb_rpc *r, struct sb_poll *p)
 {
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        r->polls = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    VA_LIST_REMOVE(r->polls, p, prev, next);
     uv_poll_stop(&p->poll);
     uv_close((uv_handle_t *)&p->poll, sb_poll_closed);
 }
@@ -226,12 +222,7 @@ static size_t sb_on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 /* Unlinks, reports, and starts freeing the call; the easy handle is already out of the multi. */
 static void sb_call_finish(struct sb_rpc *r, struct sb_call *c, int err, long status)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        r->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    VA_LIST_REMOVE(r->calls, c, prev, next);
     r->in_flight--;
     if (c->probe && r->probing) {
         /* the probe is over whatever its result; if it did not close the breaker, the
@@ -436,10 +427,7 @@ static int sb_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, voi
         }
         p->poll.data = p;
         r->handles++;
-        p->next = r->polls;
-        if (r->polls)
-            r->polls->prev = p;
-        r->polls = p;
+        VA_LIST_PUSH(r->polls, p, prev, next);
         curl_multi_assign(r->multi, fd, p);
     }
     int events = 0;
@@ -667,10 +655,7 @@ int sb_rpc_call(struct sb_rpc *r, const char *function, const char *json_args, s
     c->backoff.data = c;
     r->handles++;
     /* from here on the call is freed through its timer's close callback */
-    c->next = r->calls;
-    if (r->calls)
-        r->calls->prev = c;
-    r->calls = c;
+    VA_LIST_PUSH(r->calls, c, prev, next);
     r->in_flight++;
     va_buf_deinit(&u);
 
@@ -680,12 +665,7 @@ int sb_rpc_call(struct sb_rpc *r, const char *function, const char *json_args, s
         c->done = NULL;
         va_log_error(r->log, SB_MOD, "curl_multi_add_handle failed",
                      VA_LSTR("error", curl_multi_strerror(mc)));
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            r->calls = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
+        VA_LIST_REMOVE(r->calls, c, prev, next);
         r->in_flight--;
         if (probe)
             r->probing = false;

@@ -9,6 +9,7 @@
 #include "call/rtlink.h"
 #include "core/ctx.h"
 #include "core/err.h"
+#include "core/list.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "http/ws.h"
@@ -272,12 +273,7 @@ static void stream_on_closed(void *ud, uint16_t code, const char *reason)
         va_log_info(hub->ctx->log, "twilio", "stream closed before start", VA_LINT("code", code),
                     VA_LSTR("reason", reason), VA_LSTR("remote", s->remote));
     }
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        hub->streams = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    VA_LIST_REMOVE(hub->streams, s, prev, next);
     hub->active--;
     hub->ctx->active_calls--;
     free(s);
@@ -365,10 +361,7 @@ void tw_stream_upgrade(struct va_ctx *ctx, struct va_http_conn *c, const struct 
         free(s);
         return;
     }
-    s->next = hub->streams;
-    if (hub->streams)
-        hub->streams->prev = s;
-    hub->streams = s;
+    VA_LIST_PUSH(hub->streams, s, prev, next);
     hub->active++;
     ctx->active_calls++;
     va_log_info(ctx->log, "twilio", "stream connected", VA_LSTR("remote", s->remote),
