@@ -104,7 +104,8 @@ static void main_stop(struct main_state *m)
 
 static bool main_work_left(const struct main_state *m)
 {
-    return m->ctx.active_calls > 0 || (m->ctx.http && va_http_server_busy(m->ctx.http) > 0);
+    return m->ctx.active_calls > 0 || (m->ctx.http && va_http_server_busy(m->ctx.http) > 0) ||
+           (m->ctx.mcp && mcp_server_busy(m->ctx.mcp) > 0);
 }
 
 static void main_on_drain_poll(uv_timer_t *t)
@@ -137,6 +138,8 @@ static void main_on_signal(uv_signal_t *s, int signum)
                 VA_LINT("timeoutS", ctx->cfg->drain_timeout_s));
     if (ctx->http)
         va_http_server_drain(ctx->http);
+    if (ctx->mcp)
+        mcp_server_drain(ctx->mcp);
     if (!main_work_left(m)) {
         main_stop(m);
         return;

@@ -32,6 +32,7 @@
 
 #define MCP_ID_MAX 256     /* a request id as compact JSON; longer ids are Invalid Request */
 #define MCP_BATCH_MAX 16   /* elements per batch; more is one Invalid Request */
+#define MCP_SCOPE_MAX 48  /* mcp_session.scope */
 #define MCP_KEY_MAX 128    /* _meta.idempotencyKey; longer keys are refused (-32602) */
 #define MCP_CLIENT_MAX 64  /* clientInfo name/version kept (cut past it) */
 #define MCP_VERSION_MAX 16 /* "YYYY-MM-DD" and room */
@@ -53,11 +54,17 @@ struct mcp_session {
     bool ready;                    /* notifications/initialized received */
     char client_name[MCP_CLIENT_MAX];
     char client_version[MCP_CLIENT_MAX];
+    /* Who is asking, for default idempotency keys: the Mcp-Session-Id, a per-connection
+     * random id on WebSocket, "" for a stateless request. */
+    char scope[MCP_SCOPE_MAX];
 };
 
 /* reg and info are borrowed and outlive the session. */
 void mcp_session_init(struct mcp_session *s, const struct mcp_registry *reg,
                       const struct mcp_server_info *info);
+
+/* Sets the session's scope (copied, cut to MCP_SCOPE_MAX - 1). */
+void mcp_session_set_scope(struct mcp_session *s, const char *scope);
 
 /* The revision in force: negotiated, else MCP_VERSION_DEFAULT. */
 const char *mcp_session_version(const struct mcp_session *s);
@@ -95,7 +102,10 @@ struct mcp_pending {
     bool structured; /* the revision has structuredContent (2025-06-18 on) */
     const struct mcp_tool *tool;
     cJSON *args; /* owned; freed by mcp_pending_start() or mcp_result_deinit() */
-    char idempotency_key[MCP_KEY_MAX]; /* from params._meta.idempotencyKey; "" if none */
+    /* params._meta.idempotencyKey, else "auto:" + SHA-256 of the session's scope, the
+     * request id, the tool name and the arguments: a retried request (same id) never
+     * runs twice, and two requests never share a key by accident. */
+    char idempotency_key[MCP_KEY_MAX];
     const struct mcp_server_info *info;
 };
 

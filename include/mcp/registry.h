@@ -27,7 +27,8 @@ enum mcp_origin {
 struct mcp_call_ctx {
     enum mcp_origin origin;
     const char *tool;            /* the tool's registered name */
-    const char *idempotency_key; /* model: call_id; MCP: _meta.idempotencyKey; else NULL */
+    /* model: call_id; MCP: _meta.idempotencyKey or the derived key (jsonrpc.h) */
+    const char *idempotency_key;
     uint32_t timeout_ms;         /* the tool's declared timeout, enforced by the caller */
 };
 

@@ -83,8 +83,16 @@ uint16_t mcp_server_port(const struct mcp_server *s);
 size_t mcp_server_connections(const struct mcp_server *s);
 size_t mcp_server_sessions(const struct mcp_server *s);
 
+/* Requests and tool-call batches not yet answered (the drain waits for them). */
+size_t mcp_server_busy(const struct mcp_server *s);
+
+/* The daemon is draining: new HTTP requests and WebSocket upgrades get 503 with
+ * Retry-After, idle keep-alive connections close; work in flight goes on. */
+void mcp_server_drain(struct mcp_server *s);
+
 /*
- * Stops listening, closes every WebSocket (1001), drops HTTP connections, abandons calls in
+ * Stops listening, closes every WebSocket (1001), answers HTTP requests still held with
+ * 503 (JSON-RPC error, Retry-After) and closes their connections, abandons calls in
  * flight (their tools' cancel hooks are called). Asynchronous: on_closed(ud) runs exactly
  * once, last, when every handle is closed and every started tool call has completed; the
  * server's memory is gone by then. on_closed may be NULL.

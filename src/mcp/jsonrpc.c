@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "core/err.h"
 #include "core/json.h"
 
@@ -27,6 +29,11 @@ void mcp_session_init(struct mcp_session *s, const struct mcp_registry *reg,
     memset(s, 0, sizeof(*s));
     s->reg = reg;
     s->info = info;
+}
+
+void mcp_session_set_scope(struct mcp_session *s, const char *scope)
+{
+    snprintf(s->scope, sizeof(s->scope), "%s", scope);
 }
 
 const char *mcp_session_version(const struct mcp_session *s)
@@ -114,6 +121,30 @@ static void rpc_copy(char *dst, size_t cap, const char *src)
         n = cap - 1;
     memcpy(dst, src, n);
     dst[n] = '\0';
+}
+
+/* See mcp_pending.idempotency_key. Fields are NUL-separated so that no two different
+ * inputs hash the same text. */
+static void rpc_default_key(const struct mcp_session *s, const struct mcp_id *id,
+                            const char *tool, const cJSON *args, char out[MCP_KEY_MAX])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char *a = args ? cJSON_PrintUnformatted(args) : NULL;
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    if (!h || !EVP_DigestInit_ex(h, EVP_sha256(), NULL))
+        abort(); /* out of memory: va_xmalloc's policy */
+    EVP_DigestUpdate(h, s->scope, strlen(s->scope) + 1);
+    EVP_DigestUpdate(h, id->json, id->len);
+    EVP_DigestUpdate(h, "", 1);
+    EVP_DigestUpdate(h, tool, strlen(tool) + 1);
+    EVP_DigestUpdate(h, a ? a : "{}", strlen(a ? a : "{}"));
+    EVP_DigestFinal_ex(h, md, &mdlen);
+    EVP_MD_CTX_free(h);
+    free(a);
+    size_t n = (size_t)snprintf(out, MCP_KEY_MAX, "auto:");
+    for (unsigned int i = 0; i < mdlen && n + 2 < MCP_KEY_MAX; i++, n += 2)
+        snprintf(out + n, 3, "%02x", md[i]);
 }
 
 /* Stores v as compact JSON. JSON-RPC ids are a string or an exact integer; legacy ids are
@@ -403,6 +434,8 @@ static int rpc_tools_call(struct rpc_req *q)
     p.info = q->s->info;
     if (key)
         rpc_copy(p.idempotency_key, sizeof(p.idempotency_key), key->valuestring);
+    else
+        rpc_default_key(q->s, q->id, name->valuestring, args, p.idempotency_key);
 
     va_buf_init(&text, RPC_ARGS_TEXT_MAX);
     if (mcp_registry_check_args(tool, args, &text)) {

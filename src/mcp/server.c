@@ -107,6 +107,7 @@ struct mcp_server {
     struct mcp_wsconn *wsconns;
     size_t nws;
     struct mcp_xchg *xchgs;
+    bool draining;
     bool closing;
     bool http_closed;
     bool sweep_closed;
@@ -171,6 +172,17 @@ static bool mcp_bucket_take(struct mcp_bucket *b, const struct mcp_server_cfg *c
         return false;
     b->tokens -= 1.0;
     return true;
+}
+
+/* 128 random bits in hex: session ids and connection scopes. 0 or VA_EIO. */
+static int srv_random_id(char out[MCP_SID_LEN + 1])
+{
+    unsigned char rnd[MCP_SID_LEN / 2];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return VA_ESTATE; /* the RNG failed */
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+    return 0;
 }
 
 /* ---- tool calls ---- */
@@ -569,9 +581,15 @@ static void ws_upgrade(struct mcp_server *s, struct va_http_conn *c, const struc
         va_http_respond_error(c, 503, "unavailable", va_strerror(err), NULL);
         return;
     }
+    char scope[MCP_SID_LEN + 1];
+    if (srv_random_id(scope)) {
+        va_http_respond_error(c, 500, "internal", "no randomness for a connection id", NULL);
+        return;
+    }
     struct mcp_wsconn *wc = va_xcalloc(1, sizeof(*wc));
     wc->srv = s;
     mcp_session_init(&wc->rpc, s->reg, s->cfg.info);
+    mcp_session_set_scope(&wc->rpc, scope);
     wc->bucket.tokens = s->cfg.rate_burst;
     wc->bucket.last_ms = uv_now(s->loop);
     snprintf(wc->remote, sizeof(wc->remote), "%s", req->client.text);
@@ -626,14 +644,14 @@ static bool http_modern_headers_ok(const struct va_http_req *req, const struct m
 
 static struct mcp_sess *sess_new(struct mcp_server *s)
 {
-    unsigned char rnd[MCP_SID_LEN / 2];
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+    char id[MCP_SID_LEN + 1];
+    if (srv_random_id(id))
         return NULL;
     struct mcp_sess *ss = va_xcalloc(1, sizeof(*ss));
     ss->srv = s;
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(ss->id + 2 * i, 3, "%02x", rnd[i]);
+    memcpy(ss->id, id, sizeof(id));
     mcp_session_init(&ss->rpc, s->reg, s->cfg.info);
+    mcp_session_set_scope(&ss->rpc, ss->id);
     ss->last_ms = uv_now(s->loop);
     return ss;
 }
@@ -796,8 +814,8 @@ static void srv_on_request(void *ud, struct va_http_conn *c, const struct va_htt
     struct mcp_server *s = ud;
     bool root = mcp_span_eq(req->path, req->path_len, "/");
     bool mcp = mcp_span_eq(req->path, req->path_len, "/mcp");
-    if (s->closing) {
-        va_http_respond_error(c, 503, "unavailable", "shutting down", NULL);
+    if (s->closing || s->draining) {
+        va_http_respond_error(c, 503, "unavailable", "shutting down", "Retry-After: 5\r\n");
         return;
     }
     if (!root && !mcp) {
@@ -964,6 +982,20 @@ size_t mcp_server_sessions(const struct mcp_server *s)
     return s->nsessions;
 }
 
+size_t mcp_server_busy(const struct mcp_server *s)
+{
+    size_t n = 0;
+    for (const struct mcp_xchg *x = s->xchgs; x; x = x->next)
+        n += !x->finished;
+    return n;
+}
+
+void mcp_server_drain(struct mcp_server *s)
+{
+    s->draining = true;
+    va_http_server_drain(s->http);
+}
+
 void mcp_server_close(struct mcp_server *s, void (*on_closed)(void *ud), void *ud)
 {
     if (s->closing)
@@ -971,13 +1003,20 @@ void mcp_server_close(struct mcp_server *s, void (*on_closed)(void *ud), void *u
     s->closing = true;
     s->on_closed = on_closed;
     s->closed_ud = ud;
-    /* Held POSTs are dropped with their connections: forget them before the HTTP server
-     * frees them, and abandon every call (each still completes; then its memory goes). */
+    /* Held POSTs get their 503 now (the HTTP server closes their connections next), and
+     * every call is abandoned (each still completes; then its memory goes). */
     struct mcp_xchg *x = s->xchgs;
     while (x) {
         struct mcp_xchg *next = x->next;
-        if (!x->finished)
+        if (!x->finished) {
+            if (x->hc) {
+                va_buf_reset(&x->out);
+                mcp_build_error(&x->out, NULL, MCP_RPC_INTERNAL_ERROR, "Server shutting down");
+                va_http_respond(x->hc, 503, "application/json", "Retry-After: 5\r\n", x->out.data,
+                                x->out.len);
+            }
             xchg_orphan(x); /* x is not freed here: its calls' timers close asynchronously */
+        }
         x = next;
     }
     while (s->sessions)

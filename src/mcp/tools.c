@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <openssl/evp.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -133,30 +132,14 @@ static int tools_balance(void *ud, const cJSON *args, const struct mcp_call_ctx 
     return err;
 }
 
-/* Without a key from the caller (an MCP client that sent no _meta.idempotencyKey), the
- * same tool and arguments map to the same key: a retried request never credits twice. */
-static void tools_default_key(const char *code, const char *member, char out[65])
-{
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    char text[600];
-    int n = snprintf(text, sizeof(text), "redeem_voucher\n%s\n%s", code, member);
-    EVP_Digest(text, (size_t)(n < 0 ? 0 : n), md, &mdlen, EVP_sha256(), NULL);
-    for (unsigned int i = 0; i < mdlen && i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 static int tools_redeem(void *ud, const cJSON *args, const struct mcp_call_ctx *cx,
                         struct mcp_call_done *done)
 {
     const char *code = cJSON_GetObjectItemCaseSensitive(args, "code")->valuestring;
     const char *member = cJSON_GetObjectItemCaseSensitive(args, "memberId")->valuestring;
-    char fallback[65];
     const char *key = cx->idempotency_key;
-    if (!key) {
-        tools_default_key(code, member, fallback);
-        key = fallback;
-    }
+    if (!key)
+        return VA_EINVAL; /* both origins always give one (registry.h) */
     struct va_buf body;
     va_buf_init(&body, TOOLS_BODY_MAX);
     va_buf_append_str(&body, "{\"p_code\":");

@@ -81,6 +81,12 @@ va_start() {
 # va_stop: SIGTERM, expect exit 0 and no sanitizer report.
 va_stop() {
     kill -TERM "$VA_PID" 2>/dev/null
+    va_reap
+}
+
+# va_reap: after a SIGTERM sent by the test itself: exit code 0, no sanitizer report, a
+# clean stop, JSON logs.
+va_reap() {
     wait "$VA_PID"
     local rc=$?
     VA_PID=""

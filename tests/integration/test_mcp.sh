@@ -19,7 +19,7 @@ eval "$("$VA_ROOT/scripts/pg-test.sh" 2>"$T/pg.err")" || { cat "$T/pg.err" >&2; 
 set +a
 psql -X -q -v ON_ERROR_STOP=1 -c "insert into members (id, balance, currency) values
   ('member_123', 1500, 'RWF'), ('member_456', 0, 'RWF');
-  insert into vouchers (code, value, currency) values ('SAVE50', 5000, 'RWF');" >/dev/null
+  insert into vouchers (code, value, currency) values ('SAVE50', 5000, 'RWF'), ('WELCOME10', 1000, 'RWF');" >/dev/null
 node "$VA_ROOT/tests/fakes/postgrest.js" --port 0 --database-url "$DATABASE_URL" --key "$SKEY" \
     >"$T/pr.out" 2>"$T/pr.err" &
 PR_PID=$!
@@ -33,23 +33,36 @@ va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
 [ -n "$MCP_PORT" ] && ok || fail "mcp did not report its port"
 
-# the seed's two examples, any WebSocket client, the seed's shapes exactly
+# the seed's two examples, any WebSocket client, the seed's shapes exactly.
+# legacy MSG...: one connection, the messages in turn, one reply line each
 legacy() {
     node -e '
 const WebSocket = require(process.argv[1] + "/tests/node/node_modules/ws");
+const msgs = process.argv.slice(3);
 const ws = new WebSocket("ws://127.0.0.1:" + process.argv[2]);
-ws.on("open", () => ws.send(process.argv[3]));
-ws.on("message", (m) => { console.log(String(m)); ws.close(); });
+ws.on("open", () => ws.send(msgs.shift()));
+ws.on("message", (m) => {
+    console.log(String(m));
+    if (msgs.length) ws.send(msgs.shift()); else ws.close();
+});
 ws.on("close", () => process.exit(0));
-setTimeout(() => process.exit(1), 10000);' "$VA_ROOT" "$MCP_PORT" "$1"
+setTimeout(() => process.exit(1), 10000);' "$VA_ROOT" "$MCP_PORT" "$@"
 }
 out=$(legacy '{"id":"req_123","method":"tool.call","params":{"name":"get_member_balance","args":{"memberId":"member_123"}}}')
 assert_eq '{"id":"req_123","result":{"success":true,"memberId":"member_123","balance":1500,"currency":"RWF"}}' "$out" "seed get_member_balance"
 out=$(legacy '{"id":"req_124","method":"tool.call","params":{"name":"redeem_voucher","args":{"code":"SAVE50","memberId":"member_123"}}}')
 assert_eq '{"id":"req_124","result":{"success":true,"code":"SAVE50","value":5000,"currency":"RWF"}}' "$out" "seed redeem_voucher"
-out=$(legacy '{"id":"req_125","method":"tool.call","params":{"name":"redeem_voucher","args":{"code":"SAVE50","memberId":"member_123"}}}')
-assert_contains "$out" '"success":true' "the same request retried returns the first result"
-assert_eq 6500 "$(psql -X -t -A -c "select balance from members where id = 'member_123'")" "credited once"
+# without _meta.idempotencyKey the key is the connection, the request id, the tool and
+# its arguments: the same id again on that connection is a retry, anything else is new
+m125='{"id":"req_125","method":"tool.call","params":{"name":"redeem_voucher","args":{"code":"WELCOME10","memberId":"member_123"}}}'
+out=$(legacy "$m125" "$m125" '{"id":"req_126","method":"tool.call","params":{"name":"redeem_voucher","args":{"code":"WELCOME10","memberId":"member_123"}}}')
+assert_eq 3 "$(printf '%s\n' "$out" | wc -l)" "three replies on one connection"
+assert_eq "$(printf '%s\n' "$out" | sed -n 1p)" "$(printf '%s\n' "$out" | sed -n 2p)" "the same request retried returns the first result"
+assert_contains "$(printf '%s\n' "$out" | sed -n 1p)" '"success":true' "first redemption succeeds"
+assert_contains "$(printf '%s\n' "$out" | sed -n 3p)" 'already redeemed' "another request id for a used code: already redeemed"
+out=$(legacy "$m125")
+assert_contains "$out" 'already redeemed' "the same id on another connection is another request"
+assert_eq 7500 "$(psql -X -t -A -c "select balance from members where id = 'member_123'")" "credited once"
 out=$(legacy '{"id":"req_126","method":"tool.call","params":{"name":"redeem_voucher","args":{"code":"SAVE50","memberId":"member_456"}}}')
 assert_contains "$out" '"success":false' "another member: a failure result, not an error"
 assert_contains "$out" 'already redeemed' "with the reason"
@@ -97,11 +110,52 @@ rt_stop
 summary=$(grep '^{"session' "$T/rt.out" | tail -n 1)
 assert_contains "$summary" '"toolCalls":1' "the fake asked for one tool"
 output=$(grep '"function_call_output"' "$T/rt.log" | head -n 1)
-assert_contains "$output" '\"balance\":6500' "the model got the balance stored in the database"
+assert_contains "$output" '\"balance\":7500' "the model got the balance stored in the database"
 assert_contains "$output" '"call_id":"call_1"' "for its call_id"
 assert_contains "$summary" '"responseCreates":1' "then exactly one response.create"
 assert_eq 1 "$(log_has '"msg":"tool done".*"tool":"get_member_balance"')" "tool call logged"
 va_stop
+
+# drain: a tool call in flight at SIGTERM completes and its POST is answered; one still held
+# at the drain deadline gets 503 (never a dropped connection)
+psql -X -q -v ON_ERROR_STOP=1 -c "insert into vouchers (code, value, currency) values
+  ('HOLD1', 100, 'RWF'), ('HOLD2', 100, 'RWF');" >/dev/null
+hold_row() { # code seconds: keep the voucher row locked, so redeem_voucher waits
+    psql -X -q -c "begin; select 1 from vouchers where code = '$1' for update; select pg_sleep($2); commit;" >/dev/null 2>&1 &
+    HOLD_PID=$!
+    sleep 0.3
+}
+post_redeem() { # code outfile: a legacy tool.call over HTTP, status then body
+    curl -s -o "$2.body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+        --data "{\"id\":\"d1\",\"method\":\"tool.call\",\"params\":{\"name\":\"redeem_voucher\",\"args\":{\"code\":\"$1\",\"memberId\":\"member_456\"}}}" \
+        "http://127.0.0.1:$MCP_PORT/mcp" >"$2" 2>/dev/null &
+    POST_PID=$!
+    sleep 0.3
+}
+va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY DRAIN_TIMEOUT_S=10
+MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
+hold_row HOLD1 2
+post_redeem HOLD1 "$T/drain1"
+kill -TERM "$VA_PID"
+va_reap
+wait "$POST_PID" "$HOLD_PID"
+assert_eq 200 "$(cat "$T/drain1")" "drain: the POST in flight at SIGTERM is answered"
+assert_contains "$(cat "$T/drain1.body")" '"success":true' "drain: its redemption went through"
+va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY DRAIN_TIMEOUT_S=1
+MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
+hold_row HOLD2 4
+post_redeem HOLD2 "$T/drain2"
+kill -TERM "$VA_PID"
+sleep 0.3
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    --data '{"id":"d3","method":"tool.call","params":{"name":"get_member_balance","args":{"memberId":"member_456"}}}' \
+    "http://127.0.0.1:$MCP_PORT/mcp")
+assert_eq 503 "$code" "draining: a new MCP request gets 503"
+va_reap
+wait "$POST_PID" "$HOLD_PID"
+assert_eq 503 "$(cat "$T/drain2")" "drain deadline: the held POST gets 503, not a dropped connection"
+assert_contains "$(cat "$T/drain2.body")" 'Server shutting down' "with a JSON-RPC error"
+assert_eq 1 "$(log_has '"msg":"drain deadline reached"')" "deadline logged"
 
 # with MCP_AUTH_TOKEN: no token, no service
 va_start MCP_PORT=0 MCP_AUTH_TOKEN=mcp-token-abcdef123456 SUPABASE_URL=http://127.0.0.1:$PR_PORT \
@@ -122,7 +176,7 @@ assert_eq 403 "$(ping_origin http://evil.example)" "an Origin not in MCP_ALLOWED
 assert_eq 200 "$(ping_origin http://ok.example)" "a listed Origin passes"
 out=$(node "$VA_ROOT/tests/fakes/mcp_client.mjs" --url "http://127.0.0.1:$MCP_PORT/mcp" \
     --token mcp-token-abcdef123456 --call get_member_balance --args '{"memberId":"member_123"}' 2>&1)
-assert_contains "$out" '"balance":6500' "with the token"
+assert_contains "$out" '"balance":7500' "with the token"
 va_stop
 
 # MCP bound beyond loopback without a token stays off; the daemon runs on, /ready degraded

@@ -923,7 +923,29 @@ static void test_idempotency_key(void **state)
     got = exchange(e, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
                       "\"name\":\"redeem_voucher\",\"arguments\":{\"code\":\"SAVE50\","
                       "\"memberId\":\"m\"}}}");
-    assert_string_equal(e->last_key, "");
+    /* no key: derived from the scope, the request id, the tool and the arguments */
+    char first[MCP_KEY_MAX];
+    snprintf(first, sizeof(first), "%s", e->last_key);
+    assert_int_equal(strlen(first), 5 + 64);
+    assert_memory_equal(first, "auto:", 5);
+    free(got);
+    /* the same request again (a retry) maps to the same key */
+    got = exchange(e, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
+                      "\"name\":\"redeem_voucher\",\"arguments\":{\"code\":\"SAVE50\","
+                      "\"memberId\":\"m\"}}}");
+    assert_string_equal(e->last_key, first);
+    free(got);
+    /* another request id, or another session, is another request */
+    got = exchange(e, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{"
+                      "\"name\":\"redeem_voucher\",\"arguments\":{\"code\":\"SAVE50\","
+                      "\"memberId\":\"m\"}}}");
+    assert_string_not_equal(e->last_key, first);
+    free(got);
+    mcp_session_set_scope(&e->s, "other-session");
+    got = exchange(e, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
+                      "\"name\":\"redeem_voucher\",\"arguments\":{\"code\":\"SAVE50\","
+                      "\"memberId\":\"m\"}}}");
+    assert_string_not_equal(e->last_key, first);
     free(got);
 }
 
