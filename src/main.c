@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "call/call.h"
+#include "call/event.h"
 #include "call/rtlink.h"
 #include "core/config.h"
 #include "core/ctx.h"
@@ -22,6 +23,7 @@
 #include "mcp/server.h"
 #include "mcp/tools.h"
 #include "realtime/client.h"
+#include "supabase/events.h"
 #include "supabase/rpc.h"
 #include "twilio/stream.h"
 
@@ -69,6 +71,12 @@ static void main_on_mcp_closed(void *ud)
     ctx->mcp = NULL;
 }
 
+static void main_on_events_closed(void *ud)
+{
+    struct va_ctx *ctx = ud;
+    ctx->events = NULL;
+}
+
 /* Calls, their Realtime links and the lws context, each closing asynchronously. */
 static void main_close_services(struct va_ctx *ctx)
 {
@@ -81,6 +89,9 @@ static void main_close_services(struct va_ctx *ctx)
         mcp_server_close(ctx->mcp, main_on_mcp_closed, ctx);
     if (ctx->rpc)
         sb_rpc_close(ctx->rpc, NULL, NULL);
+    /* after the calls: their call.ended events are spooled first */
+    if (ctx->events)
+        sb_events_close(ctx->events, main_on_events_closed, ctx);
 }
 
 /* Everything has finished or the deadline passed: close every handle so uv_run returns. */
@@ -105,7 +116,8 @@ static void main_stop(struct main_state *m)
 static bool main_work_left(const struct main_state *m)
 {
     return m->ctx.active_calls > 0 || (m->ctx.http && va_http_server_busy(m->ctx.http) > 0) ||
-           (m->ctx.mcp && mcp_server_busy(m->ctx.mcp) > 0);
+           (m->ctx.mcp && mcp_server_busy(m->ctx.mcp) > 0) ||
+           (m->ctx.events && sb_events_pending(m->ctx.events) > 0);
 }
 
 static void main_on_drain_poll(uv_timer_t *t)
@@ -182,6 +194,36 @@ static void main_free_ctx(struct va_ctx *ctx)
         mcp_registry_deinit(ctx->registry);
     tw_hub_free(ctx->twilio);
     va_rl_deinit(&ctx->answer_rl);
+    cJSON_Delete(ctx->event_schema);
+}
+
+/* Call events: on when storage is enabled and Supabase is configured. Without the spool
+ * there is no promise to keep, so a spool that cannot be opened turns events off (logged,
+ * /ready degraded). */
+static void main_open_events(struct va_ctx *ctx, uv_loop_t *loop)
+{
+    const struct va_cfg *cfg = ctx->cfg;
+    ctx->event_schema = cJSON_Parse(call_event_schema_json);
+    if (!cfg->storage_enabled || !cfg->supabase_service_role_key ||
+        (!cfg->call_events_url && !cfg->supabase_url))
+        return;
+    char url[2048];
+    if (cfg->call_events_url)
+        snprintf(url, sizeof(url), "%s", cfg->call_events_url);
+    else
+        snprintf(url, sizeof(url), "%s%sfunctions/v1/call-webhook", cfg->supabase_url,
+                 cfg->supabase_url[strlen(cfg->supabase_url) - 1] == '/' ? "" : "/");
+    struct sb_events_cfg ec = {
+        .url = url,
+        .service_role_key = cfg->supabase_service_role_key,
+        .spool_dir = cfg->call_events_spool_dir,
+        .spool_max_bytes = (uint64_t)cfg->call_events_spool_max_mb << 20,
+        .retry_base_ms = cfg->call_events_retry_base_ms,
+        .retry_cap_ms = cfg->call_events_retry_cap_ms,
+        .timeout_ms = cfg->call_events_timeout_ms,
+    };
+    if (sb_events_open(&ctx->events, loop, ctx->log, &ec))
+        ctx->events = NULL; /* logged by sb_events_open() */
 }
 
 static int main_run(const struct va_cfg *cfg, struct va_log *log)
@@ -224,6 +266,7 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
                          VA_LSTR("reason", va_strerror(err)));
     }
     ctx->tools = mcp_tools_register(ctx->registry, ctx->rpc, log);
+    main_open_events(ctx, &loop);
     if (cfg->mcp_enabled) {
         struct mcp_server_cfg mc;
         mcp_server_cfg_defaults(&mc);

@@ -78,6 +78,10 @@ void call_dtmf_in(struct call *c, char digit);
  * the recording file is closed. reason is copied. */
 void call_end(struct call *c, const char *reason);
 
+/* As call_end(), for an end our side caused (protocol error, shutdown): the call's
+ * events say "failed" with this reason. */
+void call_end_failed(struct call *c, const char *reason);
+
 const char *call_sid(const struct call *c);
 
 /* Scratch space all calls share (one event is handled at a time on the loop): the

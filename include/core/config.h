@@ -41,6 +41,12 @@ struct va_cfg {
     /* Supabase */
     char *supabase_url;
     char *supabase_service_role_key; /* secret */
+    char *call_events_url;           /* NULL = {supabase_url}/functions/v1/call-webhook */
+    char *call_events_spool_dir;
+    uint32_t call_events_spool_max_mb;
+    uint32_t call_events_retry_base_ms;
+    uint32_t call_events_retry_cap_ms;
+    uint32_t call_events_timeout_ms;
 
     /* Public URLs as Twilio sees them (behind the tunnel) */
     char *public_ws_url;   /* wss://host/ws/twilio; no query string; missing -> /ready 503 */

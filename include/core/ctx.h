@@ -23,6 +23,8 @@ struct mcp_registry;
 struct mcp_server;
 struct sb_rpc;
 struct tools_ctx;
+struct sb_events;
+struct cJSON;
 
 enum va_run_state {
     VA_RUNNING,
@@ -48,6 +50,8 @@ struct va_ctx {
     struct mcp_server *mcp;        /* NULL when disabled or refused to start */
     struct sb_rpc *rpc;            /* Supabase RPC; NULL when not configured */
     struct tools_ctx *tools;
+    struct sb_events *events;  /* call events; NULL when storage is off or unavailable */
+    struct cJSON *event_schema; /* the call-event schema, parsed once */
 };
 
 #endif

@@ -72,6 +72,13 @@ int sb_rpc_open(struct sb_rpc **out, uv_loop_t *loop, struct va_log *log,
 int sb_rpc_call(struct sb_rpc *r, const char *function, const char *json_args, size_t len,
                 bool idempotent, sb_rpc_done_fn done, void *ud);
 
+/* POST json[0, len) to base_url itself (a whole endpoint URL, e.g. an Edge Function), with
+ * the same headers, timeouts and breaker as sb_rpc_call() and never retried here (the
+ * caller owns its retry policy). label (a short name for logs, at most 63 bytes kept)
+ * stands where the function name would. Same return codes and done() contract. */
+int sb_rpc_post(struct sb_rpc *r, const char *label, const char *json, size_t len,
+                sb_rpc_done_fn done, void *ud);
+
 /* false while the breaker is open (probe included); *why (may be NULL) then points into the
  * client, valid until its next callback or close: the last failure with curl's error text,
  * never a secret. For /ready's "degraded" list. */

@@ -11,4 +11,8 @@ struct va_http_req;
  * never gets a 5xx: it would play its own error message instead of ours. */
 void tw_answer_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct va_http_req *req);
 
+/* Twilio's status callback (configured on the number): the same checks, then a
+ * call.status event with Twilio's CallStatus and CallDuration; 204. */
+void tw_status_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct va_http_req *req);
+
 #endif

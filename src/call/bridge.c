@@ -8,6 +8,7 @@
 
 #include "audio/mulaw.h"
 #include "call/internal.h"
+#include "mcp/tools.h"
 #include "core/ctx.h"
 #include "core/err.h"
 
@@ -81,12 +82,22 @@ static int bridge_send_session_update(struct call *c, void *conn)
         .transcription_language = cfg->openai_transcription_language,
         .noise_reduction = "near_field",
     };
-    struct va_buf tools;
+    struct va_buf tools, instr;
     va_buf_init(&tools, 64 * 1024);
+    va_buf_init(&instr, 256 * 1024);
     if (c->ctx->registry && cfg->mcp_enabled &&
-        mcp_registry_list_model(c->ctx->registry, &tools) == 0)
+        mcp_registry_list_model(c->ctx->registry, &tools) == 0) {
         s.tools_json = tools.data;
+        /* the intent tool is in the list: ask for it, whatever the instructions say */
+        if (mcp_registry_find(c->ctx->registry, TOOLS_INTENT, strlen(TOOLS_INTENT),
+                              MCP_OFFER_MODEL) &&
+            va_buf_printf(&instr, "%s%s%s", s.instructions ? s.instructions : "",
+                          s.instructions && s.instructions[0] ? "\n\n" : "",
+                          TOOLS_INTENT_CLAUSE) == 0)
+            s.instructions = instr.data;
+    }
     int err = bridge_send_built(c, conn, rt_build_session_update(&c->ctx->calls->out, &s, "cfg_1"));
+    va_buf_deinit(&instr);
     va_buf_deinit(&tools);
     return err;
 }
@@ -447,6 +458,8 @@ static void bridge_tool_on_done(struct mcp_call_done *done, const struct mcp_cal
                     VA_LSTR("tool", t->tool->def.name), VA_LBOOL("isError", res->is_error),
                     VA_LINT("ms", bridge_now(c) - t->started_ms));
         bridge_tool_output(c, t, res->json, res->len);
+        call_tool_record(c, t->tool->def.name, t->call_id, res->is_error ? "failure" : "success",
+                         bridge_now(c) - t->started_ms, res->json, res->len);
     }
     bool ended = c->ended;
     bridge_tool_free(t);
@@ -486,6 +499,8 @@ static void bridge_function_call(struct call *c, const struct rt_event *ev)
             c, c->conn,
             rt_build_function_output(&c->ctx->calls->out, ev->call_id, why, strlen(why)));
         c->want_create = true;
+        call_tool_record(c, ev->name[0] ? ev->name : "?", ev->call_id, "error", 0, why,
+                         strlen(why));
         return;
     }
     struct call_tool *t = va_xcalloc(1, sizeof(*t));
@@ -522,6 +537,8 @@ static void bridge_tools_response_done(struct call *c, const char *response_id, 
         static const char skipped[] =
             "{\"success\":false,\"error\":\"not done: the caller interrupted\"}";
         bridge_tool_output(c, t, skipped, sizeof(skipped) - 1);
+        call_tool_record(c, t->tool->def.name, t->call_id, "cancelled", 0, skipped,
+                         sizeof(skipped) - 1);
         bridge_tool_free(t);
     }
     bridge_maybe_create(c);
@@ -547,6 +564,8 @@ static void bridge_tools_expire(struct call *c, uint64_t now, bool all)
                 t->tool->def.cancel(t->tool->def.tool_ud, &t->done);
             if (!all && !t->answered) {
                 bridge_tool_output(c, t, timeout, sizeof(timeout) - 1);
+                call_tool_record(c, t->tool->def.name, t->call_id, "timeout",
+                                 now - t->started_ms, timeout, sizeof(timeout) - 1);
                 bridge_maybe_create(c);
             }
         }

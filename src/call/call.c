@@ -7,14 +7,20 @@
 
 #include "audio/mulaw.h"
 #include "audio/wav.h"
+#include "call/event.h"
 #include "call/internal.h"
 #include "core/ctx.h"
 #include "core/err.h"
+#include "mcp/tools.h"
+#include "supabase/events.h"
 
 #define CALL_DECODE_CHUNK 1024
 
 static void call_free(struct call *c)
 {
+    for (size_t i = 0; i < c->ntoolrecs; i++)
+        free(c->toolrecs[i].result);
+    free(c->toolrecs);
     bridge_deinit(c);
     va_buf_deinit(&c->turn_text);
     free(c->turns);
@@ -74,6 +80,102 @@ static void call_start_recording(struct call *c)
     c->holds++;
 }
 
+static uint64_t call_wall_ms(void)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* The intent and where it came from: the model's set_call_intent, else the tools used. */
+static const char *call_intent(const struct call *c, const char **source)
+{
+    if (c->intent[0]) {
+        *source = "model";
+        return c->intent;
+    }
+    const char *by_tool = NULL;
+    for (size_t i = 0; i < c->ntoolrecs; i++) {
+        if (strcmp(c->toolrecs[i].name, "redeem_voucher") == 0)
+            by_tool = "voucher_redemption";
+        else if (!by_tool && strcmp(c->toolrecs[i].name, "get_member_balance") == 0)
+            by_tool = "balance_inquiry";
+    }
+    *source = by_tool ? "tools" : "none";
+    return by_tool ? by_tool : "unknown";
+}
+
+/* Builds the call's event of that type, checks it against the schema and spools it. */
+static void call_emit(struct call *c, const char *type)
+{
+    struct va_ctx *ctx = c->ctx;
+    if (!ctx->events)
+        return;
+    static const char *const roles[] = {"caller", "agent", "dtmf"};
+    struct call_event_turn *turns = c->nturns ? va_xcalloc(c->nturns, sizeof(*turns)) : NULL;
+    for (size_t i = 0; i < c->nturns; i++)
+        turns[i] = (struct call_event_turn){.role = roles[c->turns[i].role],
+                                            .text = c->turn_text.data + c->turns[i].off,
+                                            .len = c->turns[i].len,
+                                            .at_ms = c->turns[i].at_ms,
+                                            .interrupted = c->turns[i].interrupted};
+    struct call_event_tool tools[CALL_TOOLRECS];
+    for (size_t i = 0; i < c->ntoolrecs; i++) {
+        const struct call_toolrec *r = &c->toolrecs[i];
+        tools[i] = (struct call_event_tool){.name = r->name,
+                                            .call_id = r->call_id[0] ? r->call_id : NULL,
+                                            .outcome = r->outcome,
+                                            .latency_ms = r->latency_ms,
+                                            .at_ms = r->at_ms,
+                                            .result = r->result,
+                                            .result_len = r->result_len};
+    }
+    struct call_event_audio audio = {
+        .frames_in = c->frames_in,
+        .frames_out = c->frames_out,
+        .gaps_filled = c->gaps_filled,
+        .silence_ms = c->silence_ms,
+        .in_dropped = c->in_dropped,
+        .out_dropped = c->out_dropped,
+        .barge_ins = c->barge_ins,
+        .dtmf = c->dtmf,
+    };
+    bool end = strcmp(type, "call.ended") == 0;
+    uint64_t now = call_wall_ms();
+    const char *reason = NULL;
+    if (end)
+        reason = c->failed && strncmp(c->end_reason, "failed: ", 8) == 0 ? c->end_reason + 8
+                                                                          : c->end_reason;
+    const char *source;
+    const char *intent = call_intent(c, &source);
+    struct call_event e = {
+        .type = type,
+        .seq = c->ev_seq++,
+        .now_ms = now,
+        .call_sid = c->call_sid,
+        .stream_sid = c->stream_sid,
+        .account_sid = c->account_sid[0] ? c->account_sid : NULL,
+        .from = c->from,
+        .to = c->to,
+        .status = !end ? "in-progress" : c->failed ? "failed" : "completed",
+        .reason = reason,
+        .started_ms = c->start_wall_ms,
+        .ended_ms = end ? now : 0,
+        .duration_s = end ? (int64_t)((now - c->start_wall_ms + 500) / 1000) : -1,
+        .intent = intent,
+        .intent_source = source,
+        .turns = turns,
+        .nturns = c->nturns,
+        .turns_dropped = c->turns_dropped,
+        .tools = tools,
+        .ntools = c->ntoolrecs,
+        .audio = &audio,
+        .tw_duration = -1,
+    };
+    call_event_emit(ctx, &e);
+    free(turns);
+}
+
 int call_open(struct call **out, struct va_ctx *ctx, const struct call_info *info,
               const struct call_tw_port *port, void *port_ud, const struct call_rt_port *rt,
               void *rt_ud)
@@ -89,7 +191,10 @@ int call_open(struct call **out, struct va_ctx *ctx, const struct call_info *inf
     snprintf(c->call_sid, sizeof(c->call_sid), "%s", info->call_sid);
     snprintf(c->from, sizeof(c->from), "%s", info->from ? info->from : "");
     snprintf(c->to, sizeof(c->to), "%s", info->to ? info->to : "");
+    snprintf(c->account_sid, sizeof(c->account_sid), "%s",
+             info->account_sid ? info->account_sid : "");
     c->start_ms = uv_now(ctx->loop);
+    c->start_wall_ms = call_wall_ms();
     c->last_media_ms = c->start_ms;
     va_buf_init(&c->turn_text, CALL_TURN_TEXT_MAX);
     /* echo plays audio back, which one-way mode forbids */
@@ -104,6 +209,7 @@ int call_open(struct call **out, struct va_ctx *ctx, const struct call_info *inf
     va_log_info(ctx->log, "call", "call started", VA_LSTR("callSid", c->call_sid),
                 VA_LSTR("streamSid", c->stream_sid), VA_LBOOL("recording", c->rec != NULL),
                 VA_LBOOL("echo", c->echo), VA_LBOOL("model", rt != NULL));
+    call_emit(c, "call.started");
     *out = c;
     return 0;
 }
@@ -264,6 +370,7 @@ void call_fail(struct call *c, const char *reason)
         return;
     va_log_warn(c->ctx->log, "call", "call failed", VA_LSTR("callSid", c->call_sid),
                 VA_LSTR("reason", reason));
+    c->failed = true;
     snprintf(c->end_reason, sizeof(c->end_reason), "failed: %s", reason);
     c->port->hangup(c->port_ud, reason);
 }
@@ -290,8 +397,49 @@ void call_end(struct call *c, const char *reason)
                 VA_LINT("reactUsMax", c->react_us_max), VA_LINT("inDropped", c->in_dropped),
                 VA_LINT("outDropped", c->out_dropped), VA_LINT("turns", c->nturns),
                 VA_LINT("turnsDropped", c->turns_dropped));
+    call_emit(c, "call.ended");
     if (c->rec)
         audio_rec_close(c->rec); /* releases its hold from on_closed */
     if (c->holds == 0)
         call_free(c);
+}
+
+void call_end_failed(struct call *c, const char *reason)
+{
+    if (c->ended)
+        return;
+    if (!c->failed) {
+        c->failed = true;
+        snprintf(c->end_reason, sizeof(c->end_reason), "failed: %s", reason);
+    }
+    call_end(c, reason);
+}
+
+void call_tool_record(struct call *c, const char *name, const char *call_id, const char *outcome,
+                      uint64_t latency_ms, const char *result, size_t result_len)
+{
+    if (c->ended)
+        return;
+    if (strcmp(name, TOOLS_INTENT) == 0 && strcmp(outcome, "success") == 0 && result) {
+        cJSON *v = cJSON_ParseWithLength(result, result_len);
+        const cJSON *in = cJSON_GetObjectItemCaseSensitive(v, "intent");
+        if (cJSON_IsString(in))
+            snprintf(c->intent, sizeof(c->intent), "%s", in->valuestring);
+        cJSON_Delete(v);
+    }
+    if (c->ntoolrecs == CALL_TOOLRECS)
+        return; /* the first ones are kept; the log has every call */
+    if (!c->toolrecs)
+        c->toolrecs = va_xcalloc(CALL_TOOLRECS, sizeof(*c->toolrecs));
+    struct call_toolrec *r = &c->toolrecs[c->ntoolrecs++];
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    snprintf(r->call_id, sizeof(r->call_id), "%s", call_id ? call_id : "");
+    r->outcome = outcome;
+    r->latency_ms = latency_ms;
+    r->at_ms = uv_now(c->ctx->loop) - c->start_ms;
+    if (result && result_len && result_len <= CALL_TOOLREC_RESULT_MAX && result[0] == '{') {
+        r->result = va_xstrndup(result, result_len);
+        r->result_len = result_len;
+    }
+    call_emit(c, "call.updated");
 }

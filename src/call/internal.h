@@ -76,6 +76,19 @@ struct call_tool {
     bool answered; /* function_call_output sent (result, failure or timeout) */
 };
 
+#define CALL_TOOLRECS 16             /* tool calls kept for the call's events */
+#define CALL_TOOLREC_RESULT_MAX 2048 /* a longer result is kept as null */
+
+/* One finished tool call, for the events. */
+struct call_toolrec {
+    char name[65];
+    char call_id[RT_ID_MAX + 1];
+    const char *outcome; /* static: success, failure, error, timeout, cancelled */
+    uint64_t latency_ms, at_ms;
+    char *result; /* JSON object text or NULL */
+    size_t result_len;
+};
+
 enum call_turn_role { CALL_TURN_CALLER, CALL_TURN_AGENT, CALL_TURN_DTMF };
 
 struct call_turn {
@@ -96,7 +109,10 @@ struct call {
     char from[CALL_NUM_MAX + 1];
     char to[CALL_NUM_MAX + 1];
     uint64_t start_ms;
+    uint64_t start_wall_ms; /* for the events' timestamps */
+    char account_sid[CALL_SID_MAX + 1];
     bool ended;
+    bool failed; /* our side or the Realtime service ended it */
     char end_reason[160];
     int holds; /* open connections and the recording: the memory lives until 0 */
 
@@ -158,6 +174,12 @@ struct call {
     size_t nturns, turns_cap;
     struct va_buf turn_text;
     uint64_t turns_dropped;
+
+    /* call events */
+    uint32_t ev_seq;
+    char intent[33]; /* from set_call_intent; "" until then */
+    struct call_toolrec *toolrecs; /* CALL_TOOLRECS, allocated at the first tool call */
+    size_t ntoolrecs;
 };
 
 /* bridge.c */
@@ -174,5 +196,9 @@ void call_fail(struct call *c, const char *reason);
 void call_turn_add(struct call *c, enum call_turn_role role, uint64_t at_ms, const char *text,
                    size_t len, bool interrupted);
 void call_release(struct call *c);
+/* A tool call finished (or was refused, cut, timed out): kept for the events, and a
+ * call.updated goes out. result may be NULL. */
+void call_tool_record(struct call *c, const char *name, const char *call_id, const char *outcome,
+                      uint64_t latency_ms, const char *result, size_t result_len);
 
 #endif

@@ -123,6 +123,25 @@ static const struct va_cfg_var cfg_table[] = {
              supabase_url, "Supabase project that call events are stored in."),
     CFG_SECRET("Supabase", "SUPABASE_SERVICE_ROLE_KEY", supabase_service_role_key,
                "Service role key that authenticates call events sent to Supabase."),
+    CFG_TEXT("Supabase", "CALL_EVENTS_URL", VA_CFG_HTTP_URL, "url", "http:// or https:// URL", "",
+             call_events_url,
+             "Where call events are posted; unset means SUPABASE_URL/functions/v1/call-webhook."),
+    CFG_TEXT("Supabase", "CALL_EVENTS_SPOOL_DIR", VA_CFG_STRING, "string", "directory path",
+             "/var/lib/voice-agent/spool", call_events_spool_dir,
+             "Every call event is written here (fsync'd) before it is sent and removed once "
+             "delivered; what is left is sent at the next start. dead-letter.jsonl keeps refused "
+             "events."),
+    CFG_INT("Supabase", "CALL_EVENTS_SPOOL_MAX_MB", VA_CFG_U32, call_events_spool_max_mb, 1,
+            102400, 64,
+            "Spool bound; from 80% /ready lists it as degraded, past it new events are dropped "
+            "(logged)."),
+    CFG_INT("Supabase", "CALL_EVENTS_RETRY_BASE_MS", VA_CFG_U32, call_events_retry_base_ms, 10,
+            600000, 1000,
+            "First retry delay of an undelivered event; doubled per attempt, with jitter."),
+    CFG_INT("Supabase", "CALL_EVENTS_RETRY_CAP_MS", VA_CFG_U32, call_events_retry_cap_ms, 10,
+            3600000, 300000, "Longest delay between two attempts of one event."),
+    CFG_INT("Supabase", "CALL_EVENTS_TIMEOUT_MS", VA_CFG_U32, call_events_timeout_ms, 100, 120000,
+            10000, "One delivery attempt, connection included."),
 
     CFG_TEXT("Public URLs", "PUBLIC_WS_URL", VA_CFG_PUBLIC_WS_URL, "url",
              "ws:// or wss:// URL, no query string or fragment", "", public_ws_url,

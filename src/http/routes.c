@@ -7,6 +7,7 @@
 #include "core/json.h"
 #include "http/server.h"
 #include "realtime/client.h"
+#include "supabase/events.h"
 #include "supabase/rpc.h"
 #include "twilio/answer.h"
 #include "twilio/stream.h"
@@ -43,6 +44,7 @@ static const struct route routes[] = {
     {"/health", "GET", routes_health},
     {"/ready", "GET", routes_ready},
     {"/twilio/answer", "POST", tw_answer_handle},
+    {"/twilio/status", "POST", tw_status_handle},
     {"/ws/twilio", "GET", tw_stream_upgrade},
 };
 
@@ -117,9 +119,14 @@ int va_ready_report(const struct va_ctx *ctx, struct va_buf *out)
         degraded[nd++] = "storage: SUPABASE_URL missing";
     else if (!cfg->supabase_service_role_key)
         degraded[nd++] = "storage: SUPABASE_SERVICE_ROLE_KEY missing";
+    else if (!ctx->events)
+        degraded[nd++] = "storage: call events unavailable (see the log)";
     const char *why = NULL;
     if (ctx->rpc && !sb_rpc_healthy(ctx->rpc, &why))
         degraded[nd++] = "supabase unreachable: tools fail until it recovers";
+    char events_why[160];
+    if (ctx->events && !sb_events_healthy(ctx->events, events_why, sizeof(events_why)))
+        degraded[nd++] = events_why;
 
     va_buf_append_str(out, nr ? "{\"ready\":false" : "{\"ready\":true");
     if (nr)

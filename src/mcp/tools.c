@@ -172,6 +172,34 @@ static const char tools_redeem_out[] =
     "\"string\"},\"value\":{\"type\":\"integer\"},\"currency\":{\"type\":\"string\"},\"error\":{"
     "\"type\":\"string\"}},\"required\":[\"success\"]}";
 
+/* set_call_intent: the model names what the caller wants; the call keeps it for its
+ * events (the call bridge reads the result). Nothing to look up: it completes at once. */
+static int tools_intent(void *ud, const cJSON *args, const struct mcp_call_ctx *cx,
+                        struct mcp_call_done *done)
+{
+    (void)ud;
+    (void)cx;
+    const char *intent = cJSON_GetObjectItemCaseSensitive(args, "intent")->valuestring;
+    struct va_buf out;
+    va_buf_init(&out, 256);
+    va_buf_append_str(&out, "{\"success\":true,\"intent\":");
+    va_json_str(&out, intent, strlen(intent));
+    va_buf_append_char(&out, '}');
+    mcp_call_complete_text(done, out.data, out.len, false, NULL, 0);
+    va_buf_deinit(&out);
+    return 0;
+}
+
+static const char tools_intent_schema[] =
+    "{\"type\":\"object\",\"properties\":{\"intent\":{\"type\":\"string\",\"enum\":["
+    "\"balance_inquiry\",\"voucher_redemption\",\"account_help\",\"general_question\","
+    "\"complaint\",\"other\"],\"description\":\"What the caller wants.\"}},"
+    "\"required\":[\"intent\"],\"additionalProperties\":false}";
+
+static const char tools_intent_out[] =
+    "{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"},\"intent\":{"
+    "\"type\":\"string\"}},\"required\":[\"success\"]}";
+
 struct tools_ctx *mcp_tools_register(struct mcp_registry *reg, struct sb_rpc *rpc,
                                      struct va_log *log)
 {
@@ -204,6 +232,19 @@ struct tools_ctx *mcp_tools_register(struct mcp_registry *reg, struct sb_rpc *rp
             .has_side_effects = true,
             .offer = MCP_OFFER_BOTH,
             .call = tools_redeem,
+            .tool_ud = tc,
+        },
+        {
+            .name = TOOLS_INTENT,
+            .title = "Call intent",
+            .description = "Record what the caller wants, once you understand it. Call it once "
+                           "per call, without telling the caller.",
+            .input_schema = tools_intent_schema,
+            .output_schema = tools_intent_out,
+            .timeout_ms = TOOLS_TIMEOUT_MS,
+            .has_side_effects = false,
+            .offer = MCP_OFFER_MODEL, /* about the phone call: nothing for MCP clients */
+            .call = tools_intent,
             .tool_ud = tc,
         },
     };

@@ -588,13 +588,10 @@ static bool sb_fn_valid(const char *fn)
     return n > 0;
 }
 
-int sb_rpc_call(struct sb_rpc *r, const char *function, const char *json_args, size_t len,
-                bool idempotent, sb_rpc_done_fn done, void *ud)
+/* Starts one POST of body to url; label names it in logs. See sb_rpc_call(). */
+static int sb_start(struct sb_rpc *r, const char *url, const char *label, const char *json_args,
+                    size_t len, bool idempotent, sb_rpc_done_fn done, void *ud)
 {
-    if (r->closing)
-        return VA_ECLOSED;
-    if (!function || !done || !sb_fn_valid(function))
-        return VA_EINVAL;
     if (r->in_flight >= r->cfg.max_in_flight)
         return VA_EFULL;
     bool probe;
@@ -608,7 +605,7 @@ int sb_rpc_call(struct sb_rpc *r, const char *function, const char *json_args, s
     c->ud = ud;
     c->idempotent = idempotent;
     c->probe = probe;
-    snprintf(c->fn, sizeof(c->fn), "%s", function);
+    snprintf(c->fn, sizeof(c->fn), "%s", label);
     if (!json_args || !len) {
         json_args = "{}";
         len = 2;
@@ -618,11 +615,6 @@ int sb_rpc_call(struct sb_rpc *r, const char *function, const char *json_args, s
     c->body_len = len;
     va_buf_init(&c->resp, r->cfg.max_response_bytes);
 
-    struct va_buf u;
-    va_buf_init(&u, 4096);
-    err = va_buf_printf(&u, "%s/rest/v1/rpc/%s", r->base_url, c->fn);
-    if (err)
-        goto fail;
     c->easy = curl_easy_init();
     if (!c->easy) {
         err = UV_ENOMEM;
@@ -630,7 +622,7 @@ int sb_rpc_call(struct sb_rpc *r, const char *function, const char *json_args, s
     }
     CURL *e = c->easy;
     CURLcode res = CURLE_OK;
-    res |= curl_easy_setopt(e, CURLOPT_URL, u.data); /* copied by curl */
+    res |= curl_easy_setopt(e, CURLOPT_URL, url); /* copied by curl */
     res |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     res |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     res |= curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -657,7 +649,6 @@ int sb_rpc_call(struct sb_rpc *r, const char *function, const char *json_args, s
     /* from here on the call is freed through its timer's close callback */
     VA_LIST_PUSH(r->calls, c, prev, next);
     r->in_flight++;
-    va_buf_deinit(&u);
 
     CURLMcode mc = curl_multi_add_handle(r->multi, e);
     if (mc) {
@@ -681,13 +672,36 @@ int sb_rpc_call(struct sb_rpc *r, const char *function, const char *json_args, s
 fail:
     if (probe)
         r->probing = false;
-    va_buf_deinit(&u);
     if (c->easy)
         curl_easy_cleanup(c->easy);
     va_buf_deinit(&c->resp);
     free(c->body);
     free(c);
     return err;
+}
+
+int sb_rpc_call(struct sb_rpc *r, const char *function, const char *json_args, size_t len,
+                bool idempotent, sb_rpc_done_fn done, void *ud)
+{
+    if (r->closing)
+        return VA_ECLOSED;
+    if (!function || !done || !sb_fn_valid(function))
+        return VA_EINVAL;
+    char url[4096];
+    int n = snprintf(url, sizeof(url), "%s/rest/v1/rpc/%s", r->base_url, function);
+    if (n < 0 || (size_t)n >= sizeof(url))
+        return VA_EINVAL;
+    return sb_start(r, url, function, json_args, len, idempotent, done, ud);
+}
+
+int sb_rpc_post(struct sb_rpc *r, const char *label, const char *json, size_t len,
+                sb_rpc_done_fn done, void *ud)
+{
+    if (r->closing)
+        return VA_ECLOSED;
+    if (!label || !done)
+        return VA_EINVAL;
+    return sb_start(r, r->base_url, label, json, len, false, done, ud);
 }
 
 bool sb_rpc_healthy(const struct sb_rpc *r, const char **why)

@@ -1,10 +1,12 @@
-/* src/twilio/answer.c: POST /twilio/answer. */
+/* src/twilio/answer.c: Twilio's webhooks, POST /twilio/answer and POST /twilio/status. */
 #include "twilio/answer.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "call/event.h"
 #include "core/ctx.h"
 #include "http/form.h"
 #include "http/routes.h"
@@ -73,7 +75,12 @@ static void answer_param(struct tw_param *p, size_t *n, const struct va_form *fo
     (*n)++;
 }
 
-void tw_answer_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct va_http_req *req)
+/* What both webhooks check first: form body, signature, AccountSid, rate limit. true with
+ * form parsed (the caller deinits it) and *allowed set; false once answered with an error.
+ * A request with a valid signature is served past the rate limit (answered with the
+ * apology for /twilio/answer): Twilio itself must not be locked out. */
+static bool answer_accept(struct va_ctx *ctx, struct va_http_conn *c, const struct va_http_req *req,
+                          struct va_form *form, bool *allowed, const char *what)
 {
     const struct va_cfg *cfg = ctx->cfg;
     size_t ct_len = 0;
@@ -83,17 +90,16 @@ void tw_answer_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct v
                           strncasecmp(ct, form_type, sizeof(form_type) - 1))) {
         va_http_respond_error(c, 415, "unsupported_media_type",
                               "expected application/x-www-form-urlencoded", NULL);
-        return;
+        return false;
     }
-    struct va_form form;
-    if (va_form_parse(&form, req->body, req->body_len, ANSWER_MAX_PAIRS)) {
+    if (va_form_parse(form, req->body, req->body_len, ANSWER_MAX_PAIRS)) {
         va_http_respond_error(c, 400, "bad_form", "form body does not parse", NULL);
-        return;
+        return false;
     }
 
     const char *why = NULL;
-    bool signed_ok = cfg->twilio_auth_token && answer_check_sig(cfg, req, &form, &why) == 0;
-    const struct va_form_pair *acct = va_form_get(&form, "AccountSid");
+    bool signed_ok = cfg->twilio_auth_token && answer_check_sig(cfg, req, form, &why) == 0;
+    const struct va_form_pair *acct = va_form_get(form, "AccountSid");
     if (signed_ok && cfg->twilio_account_sid && acct &&
         (acct->value_len != strlen(cfg->twilio_account_sid) ||
          memcmp(acct->value, cfg->twilio_account_sid, acct->value_len) != 0)) {
@@ -102,24 +108,81 @@ void tw_answer_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct v
     }
 
     uint32_t retry_s = 0;
-    bool allowed = va_rl_take(&ctx->answer_rl, &req->client, uv_now(ctx->loop), &retry_s);
-    if (!allowed && !signed_ok) {
+    *allowed = va_rl_take(&ctx->answer_rl, &req->client, uv_now(ctx->loop), &retry_s);
+    if (!*allowed && !signed_ok) {
         char hdr[48];
         snprintf(hdr, sizeof(hdr), "Retry-After: %u\r\n", retry_s);
-        va_log_warn(ctx->log, "twilio", "answer rate limited", VA_LSTR("remote", req->client.text),
-                    VA_LINT("retryAfter", retry_s));
+        va_log_warn(ctx->log, "twilio", "webhook rate limited", VA_LSTR("route", what),
+                    VA_LSTR("remote", req->client.text), VA_LINT("retryAfter", retry_s));
         va_http_respond_error(c, 429, "rate_limited", "too many requests", hdr);
-        va_form_deinit(&form);
-        return;
+        va_form_deinit(form);
+        return false;
     }
     if (cfg->twilio_auth_token && !signed_ok) {
         /* the signature itself is never logged */
-        va_log_warn(ctx->log, "twilio", "answer rejected", VA_LSTR("remote", req->client.text),
-                    VA_LSTR("reason", why));
+        va_log_warn(ctx->log, "twilio", "webhook rejected", VA_LSTR("route", what),
+                    VA_LSTR("remote", req->client.text), VA_LSTR("reason", why));
         va_http_respond_error(c, 403, "forbidden", "invalid Twilio signature", NULL);
-        va_form_deinit(&form);
-        return;
+        va_form_deinit(form);
+        return false;
     }
+    return true;
+}
+
+/* A form value as a NUL-terminated string cut to cap - 1 bytes; "" when absent. */
+static const char *answer_value(const struct va_form *form, const char *name, char *buf,
+                                size_t cap)
+{
+    const struct va_form_pair *p = va_form_get(form, name);
+    size_t n = p ? (p->value_len < cap - 1 ? p->value_len : cap - 1) : 0;
+    if (n)
+        memcpy(buf, p->value, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static uint64_t answer_wall_ms(void)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* A refused call is on record too: one call.ended with status "rejected". */
+static void answer_rejected_event(struct va_ctx *ctx, const struct va_form *form,
+                                  const char *reason)
+{
+    char sid[65], acct[65], from[65], to[65];
+    answer_value(form, "CallSid", sid, sizeof(sid));
+    if (!sid[0])
+        return;
+    uint64_t now = answer_wall_ms();
+    struct call_event e = {
+        .type = "call.ended",
+        .now_ms = now,
+        .call_sid = sid,
+        .account_sid = answer_value(form, "AccountSid", acct, sizeof(acct))[0] ? acct : NULL,
+        .from = answer_value(form, "From", from, sizeof(from)),
+        .to = answer_value(form, "To", to, sizeof(to)),
+        .status = "rejected",
+        .reason = reason,
+        .started_ms = now,
+        .ended_ms = now,
+        .duration_s = 0,
+        .intent_source = "none",
+        .intent = "unknown",
+        .tw_duration = -1,
+    };
+    call_event_emit(ctx, &e);
+}
+
+void tw_answer_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct va_http_req *req)
+{
+    const struct va_cfg *cfg = ctx->cfg;
+    struct va_form form;
+    bool allowed;
+    if (!answer_accept(ctx, c, req, &form, &allowed, "answer"))
+        return;
 
     const struct va_form_pair *sid = va_form_get(&form, "CallSid");
     const char *call_sid = sid ? sid->value : "";
@@ -138,6 +201,7 @@ void tw_answer_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct v
         err = tw_twiml_apology(&doc, cfg->apology_text);
         va_log_warn(ctx->log, "twilio", "call refused", VA_LSTR("callSid", call_sid),
                     VA_LSTR("reason", refuse), VA_LSTR("remote", req->client.text));
+        answer_rejected_event(ctx, &form, refuse);
     } else {
         struct tw_param params[3];
         size_t n = 0;
@@ -153,5 +217,65 @@ void tw_answer_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct v
     else
         answer_twiml(c, &doc);
     va_buf_deinit(&doc);
+    va_form_deinit(&form);
+}
+
+/* Twilio's CallStatus values and the call status each means for our record. */
+static const char *answer_status_map(const char *tw)
+{
+    static const char *const map[][2] = {
+        {"queued", "in-progress"}, {"ringing", "in-progress"}, {"in-progress", "in-progress"},
+        {"completed", "completed"}, {"busy", "failed"},        {"failed", "failed"},
+        {"no-answer", "failed"},    {"canceled", "failed"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(tw, map[i][0]) == 0)
+            return map[i][1];
+    return NULL;
+}
+
+void tw_status_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct va_http_req *req)
+{
+    struct va_form form;
+    bool allowed;
+    if (!answer_accept(ctx, c, req, &form, &allowed, "status"))
+        return;
+    char sid[65], acct[65], from[65], to[65], st[32], dur[16], ts[65];
+    answer_value(&form, "CallSid", sid, sizeof(sid));
+    answer_value(&form, "CallStatus", st, sizeof(st));
+    answer_value(&form, "CallDuration", dur, sizeof(dur));
+    const char *status = answer_status_map(st);
+    if (!sid[0] || !status) {
+        va_log_warn(ctx->log, "twilio", "status callback refused", VA_LSTR("callSid", sid),
+                    VA_LSTR("callStatus", st), VA_LSTR("remote", req->client.text));
+        va_http_respond_error(c, 400, "bad_request", "CallSid and a known CallStatus required",
+                              NULL);
+        va_form_deinit(&form);
+        return;
+    }
+    int64_t duration = -1;
+    if (dur[0]) {
+        char *end = NULL;
+        long long v = strtoll(dur, &end, 10);
+        if (end && !*end && v >= 0 && v <= 604800)
+            duration = v;
+    }
+    struct call_event e = {
+        .type = "call.status",
+        .now_ms = answer_wall_ms(),
+        .call_sid = sid,
+        .account_sid = answer_value(&form, "AccountSid", acct, sizeof(acct))[0] ? acct : NULL,
+        .from = answer_value(&form, "From", from, sizeof(from)),
+        .to = answer_value(&form, "To", to, sizeof(to)),
+        .status = status,
+        .duration_s = -1,
+        .tw_status = st,
+        .tw_duration = duration,
+        .tw_timestamp = answer_value(&form, "Timestamp", ts, sizeof(ts))[0] ? ts : NULL,
+    };
+    va_log_info(ctx->log, "twilio", "call status", VA_LSTR("callSid", sid),
+                VA_LSTR("callStatus", st), VA_LINT("durationS", duration));
+    call_event_emit(ctx, &e);
+    va_http_respond(c, 204, "text/plain", NULL, NULL, 0);
     va_form_deinit(&form);
 }

@@ -268,7 +268,11 @@ static void stream_on_closed(void *ud, uint16_t code, const char *reason)
     if (s->call) {
         char why[160];
         snprintf(why, sizeof(why), "socket closed (%u%s%s)", code, *reason ? ": " : "", reason);
-        call_end(s->call, why);
+        /* closed by us (shutdown, protocol error, hang-up): our side ended the call */
+        if (s->closing)
+            call_end_failed(s->call, why);
+        else
+            call_end(s->call, why);
     } else if (!s->stream_sid[0]) {
         va_log_info(hub->ctx->log, "twilio", "stream closed before start", VA_LINT("code", code),
                     VA_LSTR("reason", reason), VA_LSTR("remote", s->remote));

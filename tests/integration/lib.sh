@@ -60,7 +60,7 @@ va_start() {
     env -i PATH="$PATH" HOME="$T" \
         ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
         UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
-        HOST=127.0.0.1 PORT=0 "$@" \
+        HOST=127.0.0.1 PORT=0 CALL_EVENTS_SPOOL_DIR="$T/spool" "$@" \
         "$VA_BIN" --env-file "$T/no.env" >>"$VA_LOG" 2>&1 &
     VA_PID=$!
     for _ in $(seq 1 200); do

@@ -29,7 +29,7 @@ for _ in $(seq 1 100); do
     sleep 0.05
 done
 
-va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY
+va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
 [ -n "$MCP_PORT" ] && ok || fail "mcp did not report its port"
 
@@ -103,7 +103,7 @@ espeak-ng -s 160 -w "$T/speech.wav" "What is my balance? My member number is one
 sox "$T/speech.wav" -r 8000 -c 1 -e mu-law -t raw "$T/speech.ulaw"
 rt_start --tool-call 'get_member_balance:{"memberId":"member_123"}'
 va_start_rt PUBLIC_WS_URL=wss://example.com/ws/twilio MCP_PORT=0 \
-    SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY
+    SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false
 out=$(node "$VA_ROOT/tests/fakes/twilio.js" --port "$VA_PORT" --audio "$T/speech.ulaw" --linger-ms 2500)
 assert_contains "$out" '"ok":true' "call with a tool call"
 rt_stop
@@ -132,7 +132,7 @@ post_redeem() { # code outfile: a legacy tool.call over HTTP, status then body
     POST_PID=$!
     sleep 0.3
 }
-va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY DRAIN_TIMEOUT_S=10
+va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false DRAIN_TIMEOUT_S=10
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
 hold_row HOLD1 2
 post_redeem HOLD1 "$T/drain1"
@@ -141,7 +141,7 @@ va_reap
 wait "$POST_PID" "$HOLD_PID"
 assert_eq 200 "$(cat "$T/drain1")" "drain: the POST in flight at SIGTERM is answered"
 assert_contains "$(cat "$T/drain1.body")" '"success":true' "drain: its redemption went through"
-va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY DRAIN_TIMEOUT_S=1
+va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false DRAIN_TIMEOUT_S=1
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
 hold_row HOLD2 4
 post_redeem HOLD2 "$T/drain2"
@@ -159,7 +159,7 @@ assert_eq 1 "$(log_has '"msg":"drain deadline reached"')" "deadline logged"
 
 # with MCP_AUTH_TOKEN: no token, no service
 va_start MCP_PORT=0 MCP_AUTH_TOKEN=mcp-token-abcdef123456 SUPABASE_URL=http://127.0.0.1:$PR_PORT \
-    SUPABASE_SERVICE_ROLE_KEY=$SKEY MCP_ALLOWED_ORIGINS="http://localhost:6274, http://ok.example"
+    SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false MCP_ALLOWED_ORIGINS="http://localhost:6274, http://ok.example"
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
     -H 'Accept: application/json, text/event-stream' \

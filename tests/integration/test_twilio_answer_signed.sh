@@ -37,7 +37,7 @@ http POST /twilio/answer -H "X-Twilio-Signature: $sigh" -d "$form2"
 assert_eq 403 "$CODE" "signed over the internal URL instead of the public one"
 http POST /twilio/answer -H "X-Twilio-Signature: $sig" -H "Host: evil.example" -H "X-Forwarded-Proto: http" -d "$form2"
 assert_eq 200 "$CODE" "Host and forwarding headers do not change the signed URL"
-assert_eq 4 "$(log_has '"msg":"answer rejected"')" "each rejection logged"
+assert_eq 4 "$(log_has '"msg":"webhook rejected".*"route":"answer"')" "each rejection logged"
 assert_eq 0 "$(grep -c 'E2vOnMygTu/XdMvfhRfg6tUX4zp=' "$VA_LOG")" "a signature never reaches the log"
 va_stop
 

@@ -133,8 +133,8 @@ static void test_defaults(void **state)
     /* An empty value counts as unset everywhere. */
     size_t n;
     const struct va_cfg_var *vars = va_cfg_vars(&n);
-    struct kv empty[64];
-    assert_true(n < 64);
+    struct kv empty[96];
+    assert_true(n < 96);
     for (size_t i = 0; i < n; i++)
         empty[i] = (struct kv){vars[i].name, ""};
     empty[n] = (struct kv){NULL, NULL};
@@ -176,6 +176,12 @@ static void test_table(void **state)
         "APOLOGY_TEXT",
         "SUPABASE_URL",
         "SUPABASE_SERVICE_ROLE_KEY",
+        "CALL_EVENTS_URL",
+        "CALL_EVENTS_SPOOL_DIR",
+        "CALL_EVENTS_SPOOL_MAX_MB",
+        "CALL_EVENTS_RETRY_BASE_MS",
+        "CALL_EVENTS_RETRY_CAP_MS",
+        "CALL_EVENTS_TIMEOUT_MS",
         "PUBLIC_WS_URL",
         "PUBLIC_BASE_URL",
         "VOICE_AGENT_ENABLED",
@@ -310,7 +316,7 @@ static void test_integers(void **state)
             assert_int_equal(strncmp(err, want, strlen(want)), 0);
         }
     }
-    assert_int_equal(tested, 23);
+    assert_int_equal(tested, 27);
 
     bad1("PORT", "abc", err, sizeof(err));
     assert_string_equal(err, "PORT: expected an integer 0..65535 (got \"abc\")");
@@ -721,14 +727,14 @@ static void test_print_table(void **state)
 
 /* .env.example read back gives the defaults. */
 struct example {
-    struct kv kv[64]; /* strings owned, NULL-terminated like the fake environment */
+    struct kv kv[96]; /* strings owned, NULL-terminated like the fake environment */
     size_t n;
 };
 
 static int example_add(void *ud, const char *key, const char *value)
 {
     struct example *ex = ud;
-    assert_true(ex->n < 63);
+    assert_true(ex->n < 95);
     for (size_t i = 0; i < ex->n; i++)
         assert_string_not_equal(ex->kv[i].name, key); /* each variable once */
     ex->kv[ex->n] = (struct kv){strdup(key), strdup(value)};
