@@ -240,6 +240,9 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
     ctx->log = log;
     ctx->state = VA_RUNNING;
     ctx->start_ms = uv_now(&loop);
+    uv_timeval64_t tv0;
+    uv_gettimeofday(&tv0);
+    ctx->start_wall_s = (double)tv0.tv_sec + (double)tv0.tv_usec / 1e6;
     err =
         va_rl_init(&ctx->answer_rl, cfg->rate_limit_per_min, cfg->rate_limit_burst, MAIN_RL_SLOTS);
     if (err) {

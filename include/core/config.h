@@ -41,6 +41,7 @@ struct va_cfg {
     /* Supabase */
     char *supabase_url;
     char *supabase_service_role_key; /* secret */
+    char *metrics_token; /* secret; NULL = /metrics open */
     char *call_events_url;           /* NULL = {supabase_url}/functions/v1/call-webhook */
     char *call_events_spool_dir;
     uint32_t call_events_spool_max_mb;

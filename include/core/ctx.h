@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "http/ratelimit.h"
 
 struct va_http_server;
@@ -52,6 +53,8 @@ struct va_ctx {
     struct tools_ctx *tools;
     struct sb_events *events;  /* call events; NULL when storage is off or unavailable */
     struct cJSON *event_schema; /* the call-event schema, parsed once */
+    double start_wall_s;        /* for process_start_time_seconds */
+    struct va_metrics metrics;
 };
 
 #endif

@@ -49,6 +49,10 @@ struct va_http_req {
 /* Case-insensitive header lookup: the first value, or NULL. */
 const char *va_http_req_header(const struct va_http_req *req, const char *name, size_t *len);
 
+/* Whether the request carries "Authorization: Bearer <token>" (scheme case-insensitive,
+ * spaces around the token ignored), compared in constant time. */
+bool va_http_bearer_ok(const struct va_http_req *req, const char *token, size_t token_len);
+
 struct va_http_server_cfg {
     const char *host;
     uint16_t port; /* 0 = ephemeral, see va_http_server_port() */

@@ -251,6 +251,9 @@ static void bridge_pump(struct call *c)
                 item_ended = true;
             }
         }
+        /* Twilio had played all we sent, mid-reply: the caller heard a gap */
+        if (item >= 0 && c->gen_sent == c->gen_heard && c->items[item].sent > sizeof(frame))
+            c->ctx->metrics.frames_late++;
         call_send_agent(c, frame, sizeof(frame));
         c->gen_sent += sizeof(frame);
         c->since_mark += sizeof(frame);
@@ -364,6 +367,8 @@ static void bridge_barge_in(struct call *c, uint64_t t0_ns)
     c->gen_sent = c->gen_heard = 0;
     c->since_mark = 0;
     c->barge_ins++;
+    c->ctx->metrics.barge_ins++;
+    va_metrics_observe(&c->ctx->metrics, VA_H_BARGE_IN, (double)react_us / 1e6);
     c->react_us_sum += react_us;
     if (react_us > c->react_us_max)
         c->react_us_max = react_us;
@@ -659,6 +664,8 @@ static void bridge_event(struct call *c, void *conn, struct rt_event *ev)
                 call_fail(c, "session.updated does not confirm the audio format");
                 return;
             }
+            va_metrics_observe(&c->ctx->metrics, VA_H_RT_CONNECT,
+                               (double)(uv_hrtime() - c->rt_connect_ns) / 1e9);
             bridge_session_ready(c, conn);
         }
         break;
@@ -724,6 +731,7 @@ static void bridge_event(struct call *c, void *conn, struct rt_event *ev)
         va_log_warn(log, "call", "realtime error", VA_LSTR("callSid", c->call_sid),
                     VA_LSTR("type", ev->error_type), VA_LSTR("code", ev->error_code),
                     VA_LSTR("message", ev->text));
+        va_metrics_rt_error(&c->ctx->metrics, ev->error_code);
         if (c->rt_state == CALL_RT_CONFIGURING)
             call_fail(c, "session.update refused");
         break;
@@ -748,6 +756,8 @@ void call_rt_message(struct call *c, void *conn, const char *json, size_t len)
 {
     if (c->ended)
         return;
+    uint64_t t0 = uv_hrtime();
+    uint64_t frames = c->frames_out;
     struct call_shared *sh = c->ctx->calls;
     int err =
         rt_event_parse(&sh->ev, json, len, sh->audio, sh->audio_cap, sh->err, sizeof(sh->err));
@@ -757,6 +767,9 @@ void call_rt_message(struct call *c, void *conn, const char *json, size_t len)
         return;
     }
     bridge_event(c, conn, &sh->ev);
+    /* a delta that went straight out (the pacing window had room): its added latency */
+    if (sh->ev.type == RT_EV_AUDIO_DELTA && c->frames_out > frames)
+        va_metrics_observe(&c->ctx->metrics, VA_H_ADDED_OUT, (double)(uv_hrtime() - t0) / 1e9);
 }
 
 void call_rt_closed(struct call *c, void *conn, int err, uint16_t code, const char *reason)
@@ -805,6 +818,7 @@ int bridge_open(struct call *c)
             return err;
     }
     c->rt_state = CALL_RT_CONNECTING;
+    c->rt_connect_ns = uv_hrtime();
     err = c->rt->connect(c->rt_ud, c, &c->conn);
     if (err) {
         c->rt_state = CALL_RT_FAILED;

@@ -236,6 +236,7 @@ void call_send_agent(struct call *c, const uint8_t *mulaw, size_t len)
         return;
     }
     c->frames_out++;
+    c->ctx->metrics.frames_out++;
     c->bytes_out += len;
     uint64_t at = c->agent_next > c->in_samples ? c->agent_next : c->in_samples;
     c->agent_next = at + len;
@@ -286,6 +287,7 @@ void call_media_in(struct call *c, uint64_t ts_ms, const uint8_t *mulaw, size_t 
     if (c->ended)
         return;
     c->frames_in++;
+    c->ctx->metrics.frames_in++;
     c->bytes_in += len;
     c->last_media_ms = uv_now(c->ctx->loop);
     c->stall_filled = false;
@@ -398,6 +400,10 @@ void call_end(struct call *c, const char *reason)
                 VA_LINT("outDropped", c->out_dropped), VA_LINT("turns", c->nturns),
                 VA_LINT("turnsDropped", c->turns_dropped));
     call_emit(c, "call.ended");
+    struct va_metrics *mt = &c->ctx->metrics;
+    va_metrics_call_ended(mt, c->failed ? VA_CALL_FAILED : VA_CALL_COMPLETED, (double)ms / 1000.0);
+    mt->dropped_in_bytes += c->in_dropped;
+    mt->dropped_out_bytes += c->out_dropped;
     if (c->rec)
         audio_rec_close(c->rec); /* releases its hold from on_closed */
     if (c->holds == 0)
@@ -427,6 +433,7 @@ void call_tool_record(struct call *c, const char *name, const char *call_id, con
             snprintf(c->intent, sizeof(c->intent), "%s", in->valuestring);
         cJSON_Delete(v);
     }
+    va_metrics_tool(&c->ctx->metrics, name, outcome, (double)latency_ms / 1000.0);
     if (c->ntoolrecs == CALL_TOOLRECS)
         return; /* the first ones are kept; the log has every call */
     if (!c->toolrecs)

@@ -132,6 +132,7 @@ struct call {
     uint64_t seq_gaps, seq_dups, gaps_filled, silence_ms, dtmf, marks;
     uint64_t in_dropped, out_dropped, stale_marks, barge_ins, truncates, deletes;
     uint64_t react_us_max, react_us_sum;
+    uint64_t rt_connect_ns; /* uv_hrtime() when the current session's connect began */
 
     struct audio_rec *rec;
     bool echo;

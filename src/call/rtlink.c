@@ -38,6 +38,7 @@ static void rtlink_result(struct call_rtlink *l, int err, int http_status)
         rt_breaker_success(ctx->breaker);
         return;
     }
+    ctx->metrics.rt_connect_failures++;
     char why[96];
     snprintf(why, sizeof(why), "%s%s%d", va_strerror(err), http_status ? " http " : "",
              http_status);

@@ -176,6 +176,9 @@ static const struct va_cfg_var cfg_table[] = {
     CFG_SECRET("Listeners", "MCP_AUTH_TOKEN", mcp_auth_token,
                "Bearer token MCP clients must present."),
 
+    CFG_SECRET("Listeners", "METRICS_TOKEN", metrics_token,
+               "When set, GET /metrics needs Authorization: Bearer <token>."),
+
     CFG_TEXT("Listeners", "MCP_ALLOWED_ORIGINS", VA_CFG_STRING, "string",
              "comma-separated origins, e.g. http://localhost:6274", "", mcp_allowed_origins,
              "Browser origins allowed to reach MCP (DNS rebinding defence); empty: any request "

@@ -40,8 +40,48 @@ static void routes_ready(struct va_ctx *ctx, struct va_http_conn *c, const struc
     va_buf_deinit(&b);
 }
 
+/* Prometheus text format; behind METRICS_TOKEN when it is set. */
+static void routes_metrics(struct va_ctx *ctx, struct va_http_conn *c,
+                           const struct va_http_req *req)
+{
+    const char *token = ctx->cfg->metrics_token;
+    if (token && !va_http_bearer_ok(req, token, strlen(token))) {
+        va_http_respond_error(c, 401, "unauthorized", "bearer token required",
+                              "WWW-Authenticate: Bearer realm=\"metrics\"\r\n");
+        return;
+    }
+    struct va_metrics_gauges g = {
+        .calls_active = ctx->active_calls,
+        .realtime_breaker_open = ctx->breaker && ctx->breaker->state != RT_BREAKER_CLOSED,
+        .supabase_configured = ctx->rpc != NULL,
+        .supabase_breaker_open = ctx->rpc && !sb_rpc_healthy(ctx->rpc, NULL),
+        .start_time_s = ctx->start_wall_s,
+    };
+    if (ctx->events) {
+        struct sb_events_stats st;
+        sb_events_stats(ctx->events, &st);
+        g.events_enabled = true;
+        g.events_pending = st.pending;
+        g.events_spool_bytes = st.spool_bytes;
+        g.events_spool_max_bytes = st.spool_max_bytes;
+        g.events_delivered = st.delivered;
+        g.events_failures = st.failures;
+        g.events_dead_lettered = st.dead_lettered;
+        g.events_dropped = st.dropped;
+    }
+    va_metrics_process(&g);
+    struct va_buf b;
+    va_buf_init(&b, 256 * 1024);
+    if (va_metrics_render(&ctx->metrics, &g, &b))
+        va_http_respond_error(c, 500, "internal", "metrics too large", NULL);
+    else
+        va_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len);
+    va_buf_deinit(&b);
+}
+
 static const struct route routes[] = {
     {"/health", "GET", routes_health},
+    {"/metrics", "GET", routes_metrics},
     {"/ready", "GET", routes_ready},
     {"/twilio/answer", "POST", tw_answer_handle},
     {"/twilio/status", "POST", tw_status_handle},

@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -145,6 +147,23 @@ const char *va_http_req_header(const struct va_http_req *req, const char *name, 
         }
     }
     return NULL;
+}
+
+bool va_http_bearer_ok(const struct va_http_req *req, const char *token, size_t token_len)
+{
+    size_t len = 0;
+    const char *v = va_http_req_header(req, "authorization", &len);
+    if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+        return false;
+    v += 7;
+    len -= 7;
+    while (len && *v == ' ') {
+        v++;
+        len--;
+    }
+    while (len && v[len - 1] == ' ')
+        len--;
+    return len == token_len && CRYPTO_memcmp(v, token, len) == 0;
 }
 
 /* ---- connection lifetime ---- */

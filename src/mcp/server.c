@@ -792,21 +792,7 @@ static bool srv_origin_ok(const struct mcp_server *s, const struct va_http_req *
 
 static bool srv_auth_ok(const struct mcp_server *s, const struct va_http_req *req)
 {
-    if (!s->token)
-        return true;
-    size_t len = 0;
-    const char *v = va_http_req_header(req, "authorization", &len);
-    if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
-        return false;
-    v += 7;
-    len -= 7;
-    while (len && *v == ' ') {
-        v++;
-        len--;
-    }
-    while (len && v[len - 1] == ' ')
-        len--;
-    return len == s->token_len && CRYPTO_memcmp(v, s->token, len) == 0;
+    return !s->token || va_http_bearer_ok(req, s->token, s->token_len);
 }
 
 static void srv_on_request(void *ud, struct va_http_conn *c, const struct va_http_req *req)

@@ -202,6 +202,7 @@ void tw_answer_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct v
         va_log_warn(ctx->log, "twilio", "call refused", VA_LSTR("callSid", call_sid),
                     VA_LSTR("reason", refuse), VA_LSTR("remote", req->client.text));
         answer_rejected_event(ctx, &form, refuse);
+        va_metrics_call_ended(&ctx->metrics, VA_CALL_REJECTED, 0);
     } else {
         struct tw_param params[3];
         size_t n = 0;

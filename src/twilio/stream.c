@@ -210,6 +210,7 @@ static void stream_on_message(void *ud, enum va_ws_opcode op, const char *data, 
         stream_fail(s, VA_WS_INVALID_DATA, "binary message (Twilio sends JSON text)");
         return;
     }
+    uint64_t t0 = uv_hrtime();
     struct tw_event *ev = &hub->ev;
     int err =
         tw_media_parse(ev, data, len, hub->audio, sizeof(hub->audio), hub->err, sizeof(hub->err));
@@ -240,8 +241,12 @@ static void stream_on_message(void *ud, enum va_ws_opcode op, const char *data, 
         return;
     switch (ev->type) {
     case TW_EV_MEDIA:
-        if (ev->media.track == TW_TRACK_INBOUND || ev->media.track == TW_TRACK_OTHER)
+        if (ev->media.track == TW_TRACK_INBOUND || ev->media.track == TW_TRACK_OTHER) {
             call_media_in(s->call, ev->media.timestamp, ev->media.payload, ev->media.payload_len);
+            /* from the message in hand to its audio handed on, the parse included */
+            va_metrics_observe(&hub->ctx->metrics, VA_H_ADDED_IN,
+                               (double)(uv_hrtime() - t0) / 1e9);
+        }
         break;
     case TW_EV_MARK:
         call_mark_in(s->call, ev->mark.name);

@@ -193,6 +193,7 @@ static void test_table(void **state)
         "MCP_HOST",
         "MCP_PORT",
         "MCP_AUTH_TOKEN",
+        "METRICS_TOKEN",
         "MCP_ALLOWED_ORIGINS",
         "MAX_CALLS",
         "LOG_LEVEL",
