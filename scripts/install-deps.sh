@@ -54,4 +54,16 @@ if [ "$mode" = test ] || [ "$mode" = all ]; then
         echo "install-deps: npm ci in tests/node"
         (cd "$nm" && npm ci --no-audit --no-fund --loglevel=error)
     fi
+    # The call-webhook Edge Function's npm imports, cached for Deno (npm package deno) in
+    # tests/node/.deno, so that its test runs deno --cached-only and never downloads.
+    # The stamp (imports + deno version) makes a re-run a no-op.
+    fn="$here/supabase/functions/call-webhook/index.ts"
+    dd="$nm/.deno"
+    imports=$(grep -o '"npm:[^"]*"' "$fn" | sort; "$nm/node_modules/.bin/deno" --version | head -n 1)
+    if [ "$(cat "$dd/.cached-imports" 2>/dev/null)" != "$imports" ]; then
+        echo "install-deps: deno cache for supabase/functions/call-webhook"
+        (cd "${TMPDIR:-/tmp}" && DENO_DIR="$dd" DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 \
+            "$nm/node_modules/.bin/deno" cache --no-lock --quiet "$fn")
+        printf '%s\n' "$imports" >"$dd/.cached-imports"
+    fi
 fi

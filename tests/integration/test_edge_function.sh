@@ -1,0 +1,446 @@
+#!/usr/bin/env bash
+# The call-webhook Edge Function (supabase/functions/call-webhook) on real Deno against a
+# real PostgreSQL 15: a throwaway cluster (scripts/pg-test.sh) with every migration applied
+# twice (and once more with the Supabase roles present), the function on a free loopback
+# port (deno run --cached-only: its npm imports were cached by scripts/install-deps.sh
+# test), driven with curl: a call's events in order and out of order, repeats, a rejected
+# call, Twilio status callbacks, 20 concurrent events, malformed, invalid and hostile
+# bodies (nothing written), auth, methods, and the database going away and coming back.
+# Needs no daemon (ignores VA_BIN).
+set -u
+: "${VA_ROOT:=$(cd "$(dirname "$0")/../.." && pwd)}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/va-edge.XXXXXX")
+PG_TEST_DIR=""
+DN_PID=""
+FAILS=0
+CHECKS=0
+KEY=test-service-role-key-edge-0123456789
+FN="$VA_ROOT/supabase/functions/call-webhook/index.ts"
+DENO="$VA_ROOT/tests/node/node_modules/.bin/deno"
+export DENO_DIR="$VA_ROOT/tests/node/.deno" DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
+
+cleanup() {
+    if [ -n "$DN_PID" ]; then
+        kill "$DN_PID" 2>/dev/null
+        wait "$DN_PID" 2>/dev/null
+    fi
+    if [ -n "$PG_TEST_DIR" ]; then
+        "$VA_ROOT/scripts/pg-test.sh" stop "$PG_TEST_DIR" || true
+    fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+ok() { CHECKS=$((CHECKS + 1)); }
+assert_eq() { if [ "$1" = "$2" ]; then ok; else fail "$3: expected [$1] got [$2]"; fi; }
+assert_contains() { case "$1" in *"$2"*) ok ;; *) fail "$3: [$2] not in [$1]" ;; esac; }
+
+# json_eq EXPECTED ACTUAL WHAT: the same JSON value (key order is free: jsonb drops it).
+cat >"$T/jeq.js" <<'JS'
+const canon = (v) => Array.isArray(v) ? v.map(canon) : v && typeof v === "object"
+  ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])])) : v;
+try { process.exit(JSON.stringify(canon(JSON.parse(process.argv[2]))) ===
+                  JSON.stringify(canon(JSON.parse(process.argv[3]))) ? 0 : 1); }
+catch (e) { process.exit(1); }
+JS
+json_eq() {
+    if node "$T/jeq.js" "$1" "$2"; then ok; else fail "$3: expected $1 got [$2]"; fi
+}
+
+q() { psql -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
+counts() { q "select (select count(*) from calls) || '/' || (select count(*) from call_events)"; }
+row() { q "select row_to_json(c)::text from calls c where call_sid = '$1'"; }
+
+# post FILE [--noauth] [curl args...]: POST the file (with the key unless --noauth);
+# sets CODE, BODY, HEADERS.
+post() {
+    local file=$1
+    shift
+    local auth=(-H "Authorization: Bearer $KEY")
+    [ "${1:-}" = --noauth ] && { auth=(); shift; }
+    CODE=$(curl -s -o "$T/body" -D "$T/h" -w '%{http_code}' -X POST \
+        "${auth[@]}" -H 'Content-Type: application/json' "$@" \
+        --data-binary "@$file" "$BASE/call-webhook")
+    BODY=$(cat "$T/body")
+    HEADERS=$(tr -d '\r' <"$T/h")
+}
+# accept FILE CALL_SID DUPLICATE WHAT: POST, expect 200 and the exact answer.
+accept() {
+    post "$T/ev/$1.json"
+    assert_eq 200 "$CODE" "$4: status"
+    json_eq "{\"ok\":true,\"duplicate\":$3,\"call_sid\":\"$2\"}" "$BODY" "$4: answer"
+}
+# reject FILE STATUS WHAT [NEEDLE]: POST, expect STATUS and NEEDLE in the body.
+reject() {
+    post "$T/ev/$1.json"
+    assert_eq "$2" "$CODE" "$3: status"
+    [ -n "${4:-}" ] && assert_contains "$BODY" "$4" "$3: body"
+}
+
+# pg_owner CMD...: as the cluster's owner (postgres when we are root, as pg-test.sh does).
+pg_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+
+start=$(date +%s.%N)
+
+# --- the cluster: migrations applied by pg-test.sh, then again, then with the roles ---
+out=$("$VA_ROOT/scripts/pg-test.sh") || { echo "pg-test.sh failed" >&2; exit 1; }
+eval "$out"
+export PGHOST PGPORT PGUSER PGDATABASE
+[ -n "$PG_TEST_DIR" ] && [ -n "$DATABASE_URL" ] && ok || fail "pg-test.sh printed no cluster"
+apply_all() {
+    local f
+    for f in "$VA_ROOT"/supabase/migrations/*.sql; do
+        psql -X -q -v ON_ERROR_STOP=1 -1 -f "$f" >"$T/mig.log" 2>&1 || { cat "$T/mig.log"; return 1; }
+    done
+}
+apply_all && ok || fail "migrations applied twice"
+q "create role anon nologin; create role authenticated nologin; create role service_role nologin bypassrls;" >/dev/null
+apply_all && ok || fail "migrations applied again with the Supabase roles"
+assert_eq "id uuid,from_number text,to_number text,call_sid text,transcript text,intent text,duration integer,status text,meta jsonb,created_at timestamp with time zone" \
+    "$(q "select string_agg(column_name || ' ' || data_type, ',' order by ordinal_position) from information_schema.columns where table_name = 'calls'")" \
+    "calls columns untouched"
+assert_eq "idx_calls_call_sid idx_calls_created_at idx_calls_from_number idx_calls_to_number calls_pkey" \
+    "$(q "select string_agg(indexname, ' ' order by indexname like '%pkey', indexname) from pg_indexes where tablename = 'calls'")" \
+    "calls indexes untouched"
+assert_eq "t|0" "$(q "select relrowsecurity, (select count(*) from pg_policies where tablename = 'call_events') from pg_class where relname = 'call_events'")" "call_events: RLS on, no policies"
+assert_eq "f|f|f|f|t" "$(q "select has_function_privilege('anon','record_call_event(jsonb)','execute'),
+  has_function_privilege('authenticated','record_call_event(jsonb)','execute'), has_function_privilege('public','record_call_event(jsonb)','execute'),
+  has_table_privilege('anon','call_events','select'), has_function_privilege('service_role','record_call_event(jsonb)','execute')")" \
+    "record_call_event privileges"
+assert_eq 't|{"search_path=\"\""}' "$(q "select prosecdef, proconfig from pg_proc where proname = 'record_call_event'")" \
+    "security definer, search_path pinned"
+
+# --- the function: type check, then real Deno on a free loopback port ---
+[ -x "$DENO" ] || { echo "no deno at $DENO: run scripts/install-deps.sh test" >&2; exit 1; }
+(cd "$T" && "$DENO" check --cached-only --no-lock "$FN") >"$T/check.log" 2>&1 && ok ||
+    { fail "deno check: $(cat "$T/check.log")"; echo "(run scripts/install-deps.sh test to cache the function's npm imports)" >&2; }
+DN_LOG="$T/deno.log"
+dn_start() {
+    (cd "$T" && exec env -i PATH="$PATH" HOME="$T" DENO_DIR="$DENO_DIR" DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 \
+        SUPABASE_DB_URL="$DATABASE_URL" SUPABASE_SERVICE_ROLE_KEY="$KEY" CALL_WEBHOOK_PORT=0 \
+        "$DENO" run --cached-only --no-lock --allow-net=127.0.0.1 --allow-env --allow-read "$FN") >>"$DN_LOG" 2>&1 &
+    DN_PID=$!
+    DN_PORT=""
+    for _ in $(seq 1 200); do
+        DN_PORT=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$DN_LOG" | head -n 1)
+        [ -n "$DN_PORT" ] && break
+        kill -0 "$DN_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -n "$DN_PORT" ] || { echo "the function did not start:" >&2; cat "$DN_LOG" >&2; exit 1; }
+    BASE="http://127.0.0.1:$DN_PORT"
+}
+dn_start
+
+# --- the events, written as files by one node run ---
+mkdir -p "$T/ev"
+cat >"$T/gen.js" <<'JS'
+const fs = require("fs"), dir = process.argv[2];
+let n = 0;
+const id = () => `00000000-0000-4000-8000-${(++n).toString(16).padStart(12, "0")}`;
+const at = (s) => new Date(Date.UTC(2026, 10, 25, 10, 0, 0) + s * 1000).toISOString();
+const ev = (name, type, seq, s, call, extra = {}) => {
+  const e = { id: id(), type, version: 1, seq, occurred_at: at(s), call, ...extra };
+  fs.writeFileSync(`${dir}/${name}.json`, JSON.stringify(e));
+  fs.writeFileSync(`${dir}/${name}.id`, e.id);
+  return e;
+};
+const raw = (name, text) => fs.writeFileSync(`${dir}/${name}.json`, text);
+const base = (sid, status, more = {}) => ({ call_sid: sid, stream_sid: "MZ" + sid, account_sid: "AC0001",
+  from: "+250788000001", to: "+250788000002", status, ...more });
+const tool = { name: "get_member_balance", call_id: "call_1", outcome: "success", latency_ms: 12,
+  at_ms: 3000, result: { success: true, memberId: "member_123", balance: 1500, currency: "RWF" } };
+const turns = [
+  { role: "agent", text: "Hello, how can I help?", at_ms: 0 },
+  { role: "caller", text: "What is my balance?", at_ms: 2100 },
+  { role: "agent", text: "Your balance is 1,500 francs. Is there", at_ms: 3500, interrupted: true },
+  { role: "caller", text: "That's all, thanks.", at_ms: 6000 },
+  { role: "dtmf", text: "5", at_ms: 7000 },
+];
+const audio = { frames_in: 2100, frames_out: 1500, gaps_filled: 2, silence_ms: 40, in_dropped: 0,
+  out_dropped: 0, barge_ins: 1, dtmf: 1 };
+
+// A: a whole call, in order.
+ev("a_started", "call.started", 0, 0, base("CA_A", "in-progress", { started_at: at(0), transcript: [] }));
+ev("a_updated", "call.updated", 1, 5, base("CA_A", "in-progress", { started_at: at(0), intent: "check_balance",
+  intent_source: "tools", transcript: turns.slice(0, 2), tool_calls: [tool] }));
+ev("a_ended", "call.ended", 2, 42, base("CA_A", "completed", { reason: "twilio stop", started_at: at(0),
+  ended_at: at(42), duration: 42, intent: "check_balance", intent_source: "tools", transcript: turns,
+  transcript_dropped: 0, tool_calls: [tool], audio }));
+// B: out of order; "updated" with the same seq as "ended" loses the tie.
+ev("b_started", "call.started", 0, 0, base("CA_B", "in-progress"));
+ev("b_updated", "call.updated", 1, 4, base("CA_B", "in-progress", { intent: "redeem_voucher", intent_source: "model" }));
+ev("b_ended", "call.ended", 2, 15, base("CA_B", "completed", { duration: 15, intent: "redeem_voucher",
+  intent_source: "model", transcript: [{ role: "caller", text: "Redeem SAVE50", at_ms: 1000 },
+    { role: "agent", text: "Done.", at_ms: 2000 }] }));
+ev("b_updated_tie", "call.updated", 2, 16, base("CA_B", "in-progress", { intent: "stale" }));
+// C: one event posted three times (and ten times at once).
+ev("c_started", "call.started", 0, 0, base("CA_C", "in-progress"));
+ev("c2_started", "call.started", 0, 0, base("CA_C2", "in-progress"));
+// D: rejected at the door: only call.ended.
+ev("d_ended", "call.ended", 0, 0, base("CA_D", "rejected", { stream_sid: null, reason: "max_calls", duration: null }));
+// E: Twilio status callbacks around the daemon's events; the daemon's status stands.
+ev("e_status_ringing", "call.status", 0, -1, base("CA_E", "in-progress", { twilio: { call_status: "ringing", duration: null, timestamp: "Wed, 25 Nov 2026 09:59:59 +0000" } }));
+ev("e_started", "call.started", 0, 0, base("CA_E", "in-progress"));
+ev("e_ended", "call.ended", 1, 30, base("CA_E", "failed", { reason: "realtime closed", duration: 30 }));
+ev("e_status_completed", "call.status", 0, 32, base("CA_E", "completed", { twilio: { call_status: "completed", duration: 31, timestamp: "Wed, 25 Nov 2026 10:00:32 +0000" } }));
+ev("e_status_stale", "call.status", 0, -2, base("CA_E", "in-progress", { twilio: { call_status: "queued" } }));
+// F: the daemon gave no duration: Twilio's fills it. G: known only from Twilio.
+ev("f_ended", "call.ended", 0, 20, base("CA_F", "completed", { duration: null }));
+ev("f_status", "call.status", 0, 21, base("CA_F", "completed", { twilio: { call_status: "completed", duration: 17 } }));
+ev("g_status", "call.status", 0, 5, { call_sid: "CA_G", from: "+250788000009", to: "+250788000002", status: "failed",
+  twilio: { call_status: "no-answer", duration: 0 } });
+// H: hostile but valid strings are stored verbatim (parameters, never SQL text).
+const hsid = "CA'; DROP TABLE calls;--";
+const htext = "Robert'); DELETE FROM call_events; -- $$ \\ % _ \"quoted\" \u00e9\u{1F600}";
+ev("h_ended", "call.ended", 0, 9, base(hsid, "completed", { transcript: [{ role: "caller", text: htext, at_ms: 0 }],
+  tool_calls: [{ name: "x", outcome: "failure", result: JSON.parse('{"__proto__":{"polluted":true},"constructor":{"prototype":{"x":1}}}') }] }));
+fs.writeFileSync(`${dir}/h.sid`, hsid);
+fs.writeFileSync(`${dir}/h.text`, htext);
+// P: 5 calls x 4 events, posted all at once.
+for (let c = 1; c <= 5; c++) {
+  ev(`p${c}_0`, "call.started", 0, 0, base(`CA_P${c}`, "in-progress"));
+  ev(`p${c}_1`, "call.updated", 1, 1, base(`CA_P${c}`, "in-progress", { intent: "check_balance" }));
+  ev(`p${c}_2`, "call.updated", 2, 2, base(`CA_P${c}`, "in-progress", { intent: "check_balance" }));
+  ev(`p${c}_3`, "call.ended", 3, 3, base(`CA_P${c}`, "completed", { duration: 3, intent: "check_balance" }));
+}
+// Z: posted while the database is down, then again.
+ev("z_started", "call.started", 0, 0, base("CA_Z", "in-progress"));
+
+// Bad: nothing of these may be written.
+const good = () => ({ id: id(), type: "call.started", version: 1, seq: 0, occurred_at: at(0), call: base("CA_BAD", "in-progress") });
+const bad = (name, f) => { const e = good(); f(e); raw(name, JSON.stringify(e)); };
+raw("bad_json", '{"id":"00000000-0000-4000-8000-00000000ffff","type":');
+raw("bad_empty", "");
+raw("bad_array", "[]");
+raw("bad_trailing", JSON.stringify(good()) + "}");
+bad("bad_missing_status", (e) => delete e.call.status);
+bad("bad_missing_id", (e) => delete e.id);
+bad("bad_seq_type", (e) => e.seq = "1");
+bad("bad_seq_float", (e) => e.seq = 1.5);
+bad("bad_duration_neg", (e) => e.call.duration = -1);
+bad("bad_extra", (e) => e.foo = 1);
+bad("bad_extra_call", (e) => e.call.secret = "x");
+bad("bad_type_enum", (e) => e.type = "call.deleted");
+bad("bad_status_enum", (e) => e.call.status = "done");
+bad("bad_version", (e) => e.version = 2);
+bad("bad_long_text", (e) => e.call.transcript = [{ role: "caller", text: "x".repeat(32769), at_ms: 0 }]);
+bad("bad_long_sid", (e) => e.call.call_sid = "C".repeat(65));
+bad("bad_id_sql", (e) => e.id = "'); drop table calls; --xxxxxxxxxxxx");
+bad("bad_occurred_at", (e) => e.occurred_at = "2026-02-30T10:00:00.000Z");
+bad("bad_nul_text", (e) => e.call.transcript = [{ role: "caller", text: "a\u0000b", at_ms: 0 }]);
+bad("bad_nul_key", (e) => e.call.tool_calls = [{ name: "x", outcome: "error", result: { "k\u0000": 1 } }]);
+bad("bad_surrogate", (e) => e.call.reason = "\ud800");
+raw("bad_proto", JSON.stringify(good()).replace(/^\{/, '{"__proto__":{"admin":true},'));
+raw("bad_proto_call", JSON.stringify(good()).replace('"call":{', '"call":{"__proto__":{"status":"completed"},'));
+bad("bad_deep", (e) => e.call.tool_calls = [{ name: "x", outcome: "error", result: JSON.parse('{"a":'.repeat(100) + "1" + "}".repeat(100)) }]);
+raw("bad_deeper", "[".repeat(200000) + "]".repeat(200000));
+fs.writeFileSync(`${dir}/bad_utf8.json`, Buffer.concat([Buffer.from('{"id":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]));
+bad("bad_2mib", (e) => e.call.transcript = [{ role: "caller", text: "y".repeat(2 << 20), at_ms: 0 }]);
+JS
+node "$T/gen.js" "$T/ev" || { echo "event generator failed" >&2; exit 1; }
+
+# --- A: a call in order -> one row with everything ---
+accept a_started CA_A false "A started"
+assert_contains "$HEADERS" "Content-Type: application/json; charset=utf-8" "answer content type"
+assert_eq "in-progress|+250788000001|+250788000002|" "$(q "select status, from_number, to_number, transcript from calls where call_sid = 'CA_A'")" "A after started"
+accept a_updated CA_A false "A updated"
+assert_eq "in-progress|check_balance|Agent: Hello, how can I help?
+Caller: What is my balance?" "$(q "select status, intent, transcript from calls where call_sid = 'CA_A'")" "A after updated"
+accept a_ended CA_A false "A ended"
+assert_eq 1 "$(q "select count(*) from calls where call_sid = 'CA_A'")" "A: one row"
+assert_eq "completed|42|check_balance|+250788000001|+250788000002" \
+    "$(q "select status, duration, intent, from_number, to_number from calls where call_sid = 'CA_A'")" "A: columns"
+assert_eq "Agent: Hello, how can I help?
+Caller: What is my balance?
+Agent: Your balance is 1,500 francs. Is there [interrupted]
+Caller: That's all, thanks.
+DTMF: 5" "$(q "select transcript from calls where call_sid = 'CA_A'")" "A: transcript text"
+json_eq "{\"stream_sid\":\"MZCA_A\",\"account_sid\":\"AC0001\",\"reason\":\"twilio stop\",
+  \"started_at\":\"2026-11-25T10:00:00.000Z\",\"ended_at\":\"2026-11-25T10:00:42.000Z\",\"intent_source\":\"tools\",
+  \"transcript_dropped\":0,\"twilio\":null,\"last_event_id\":\"$(cat "$T/ev/a_ended.id")\",\"last_seq\":2,\"event_count\":3,
+  \"audio\":{\"frames_in\":2100,\"frames_out\":1500,\"gaps_filled\":2,\"silence_ms\":40,\"in_dropped\":0,\"out_dropped\":0,\"barge_ins\":1,\"dtmf\":1}}" \
+    "$(q "select (meta - 'transcript' - 'tool_calls')::text from calls where call_sid = 'CA_A'")" "A: meta"
+assert_eq "5|agent|true|get_member_balance|1500" "$(q "select jsonb_array_length(meta->'transcript'), meta->'transcript'->2->>'role',
+  meta->'transcript'->2->>'interrupted', meta->'tool_calls'->0->>'name', meta->'tool_calls'->0->'result'->>'balance' from calls where call_sid = 'CA_A'")" "A: meta turns and tools"
+assert_eq "3|call.ended:2,call.started:0,call.updated:1" "$(q "select count(*), string_agg(type || ':' || seq, ',' order by type) from call_events where call_sid = 'CA_A'")" "A: three events stored"
+json_eq "$(cat "$T/ev/a_ended.json")" "$(q "select payload::text from call_events where id = '$(cat "$T/ev/a_ended.id")'")" "A: payload stored whole"
+
+# --- B: out of order (ended first, updated last) -> the final state ---
+accept b_ended CA_B false "B ended first"
+b_final=$(q "select status, duration, intent, transcript from calls where call_sid = 'CA_B'")
+assert_eq "completed|15|redeem_voucher|Caller: Redeem SAVE50
+Agent: Done." "$b_final" "B: final state at once"
+accept b_started CA_B false "B started late"
+accept b_updated_tie CA_B false "B updated (seq tie with ended)"
+accept b_updated CA_B false "B updated last"
+assert_eq "$b_final" "$(q "select status, duration, intent, transcript from calls where call_sid = 'CA_B'")" "B: final state kept"
+assert_eq "1|$(cat "$T/ev/b_ended.id")|2|4" "$(q "select count(*), max(meta->>'last_event_id'), max(meta->>'last_seq'), max(meta->>'event_count') from calls where call_sid = 'CA_B'")" "B: one row, ended wins"
+
+# --- C: the same event three times, then ten at once ---
+accept c_started CA_C false "C first post"
+c_row=$(row CA_C)
+accept c_started CA_C true "C second post"
+accept c_started CA_C true "C third post"
+assert_eq 1 "$(q "select count(*) from call_events where call_sid = 'CA_C'")" "C: one stored event"
+assert_eq "$c_row" "$(row CA_C)" "C: calls row unchanged"
+PIDS=""
+for i in $(seq 1 10); do
+    curl -s -o "$T/c2.$i" -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+        --data-binary "@$T/ev/c2_started.json" "$BASE/call-webhook" &
+    PIDS="$PIDS $!"
+done
+for p in $PIDS; do wait "$p"; done
+assert_eq "1 false 9 true" "$(cat "$T"/c2.* | node -e 'const t={};for(const l of require("fs").readFileSync(0,"utf8").split("}").filter(Boolean)){const o=JSON.parse(l+"}");t[o.duplicate]=(t[o.duplicate]||0)+1;}console.log(`${t.false||0} false ${t.true||0} true`)')" "C2: ten at once, one stored"
+assert_eq "1|1" "$(q "select (select count(*) from call_events where call_sid = 'CA_C2'), (select count(*) from calls where call_sid = 'CA_C2')")" "C2: one event, one row"
+
+# --- D: a rejected call: only call.ended ---
+accept d_ended CA_D false "D rejected"
+assert_eq "rejected|||max_calls|0" "$(q "select status, duration, transcript, meta->>'reason', meta->>'last_seq' from calls where call_sid = 'CA_D'")" "D: row"
+
+# --- E, F, G: Twilio status callbacks ---
+accept e_status_ringing CA_E false "E status before"
+assert_eq "ringing|+250788000001|ringing" "$(q "select status, from_number, meta->'twilio'->>'call_status' from calls where call_sid = 'CA_E'")" "E: known from Twilio only"
+accept e_started CA_E false "E started"
+assert_eq "in-progress|ringing" "$(q "select status, meta->'twilio'->>'call_status' from calls where call_sid = 'CA_E'")" "E: the daemon's status"
+accept e_ended CA_E false "E ended"
+accept e_status_completed CA_E false "E status after"
+accept e_status_stale CA_E false "E stale status last"
+assert_eq "1|failed|30|realtime closed" "$(q "select count(*), max(status), max(duration), max(meta->>'reason') from calls where call_sid = 'CA_E'")" "E: status unchanged from the daemon's"
+json_eq '{"call_status":"completed","duration":31,"timestamp":"Wed, 25 Nov 2026 10:00:32 +0000"}' \
+    "$(q "select meta->'twilio' from calls where call_sid = 'CA_E'")" "E: meta.twilio is the latest callback"
+accept f_ended CA_F false "F ended without duration"
+accept f_status CA_F false "F status"
+assert_eq "completed|17" "$(q "select status, duration from calls where call_sid = 'CA_F'")" "F: Twilio's duration fills in"
+accept g_status CA_G false "G status only"
+assert_eq "no-answer|0|+250788000009" "$(q "select status, duration, from_number from calls where call_sid = 'CA_G'")" "G: row from Twilio"
+
+# --- H: SQL metacharacters and __proto__ in free-form data: stored verbatim ---
+post "$T/ev/h_ended.json"
+assert_eq 200 "$CODE" "H: hostile but valid strings accepted"
+hsid=$(cat "$T/ev/h.sid")
+assert_eq "1|Caller: $(cat "$T/ev/h.text")|{\"polluted\": true}|{\"prototype\": {\"x\": 1}}" \
+    "$(q "select count(*), max(transcript), max((meta->'tool_calls'->0->'result'->'__proto__')::text), max((meta->'tool_calls'->0->'result'->'constructor')::text)
+          from calls where call_sid = '${hsid//\'/\'\'}'")" "H: stored verbatim"
+assert_eq 4 "$(q "select count(*) from pg_tables where tablename in ('calls','call_events','members','vouchers')")" "H: tables intact"
+
+# --- P: 20 events for 5 calls at once -> 5 rows, final states ---
+before=$(q "select count(*) from calls")
+PIDS=""
+for c in 1 2 3 4 5; do
+    for s in 3 1 0 2; do
+        curl -s -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+            --data-binary "@$T/ev/p${c}_$s.json" "$BASE/call-webhook" >"$T/p.$c.$s" &
+        PIDS="$PIDS $!"
+    done
+done
+for p in $PIDS; do wait "$p"; done
+assert_eq "20" "$(cat "$T"/p.*.* | grep -c '^200$')" "P: 20 answers 200"
+assert_eq "$((before + 5))" "$(q "select count(*) from calls")" "P: exactly 5 new rows"
+assert_eq "5|5|20" "$(q "select count(distinct call_sid), count(*) filter (where status = 'completed' and duration = 3 and meta->>'last_seq' = '3' and meta->>'event_count' = '4'),
+  (select count(*) from call_events where call_sid like 'CA\_P%') from calls where call_sid like 'CA\_P%'")" "P: one final row per call"
+
+# --- rejected bodies: 4xx and nothing written ---
+snap=$(counts)
+reject bad_json 400 "malformed JSON" '"error":"malformed JSON"'
+reject bad_empty 400 "empty body"
+reject bad_array 400 "array body" '"path":"/"'
+reject bad_trailing 400 "trailing garbage"
+reject bad_missing_status 400 "missing call.status" '"path":"/call/status","message":"is required"'
+reject bad_missing_id 400 "missing id" '"path":"/id"'
+reject bad_seq_type 400 "seq as a string" '"path":"/seq"'
+reject bad_seq_float 400 "seq not an integer" '"path":"/seq"'
+reject bad_duration_neg 400 "negative duration" '"path":"/call/duration"'
+reject bad_extra 400 "extra field" '"path":"/foo","message":"is not allowed"'
+reject bad_extra_call 400 "extra field in call" '"path":"/call/secret"'
+reject bad_type_enum 400 "bad type" '"path":"/type"'
+reject bad_status_enum 400 "bad call.status" '"path":"/call/status"'
+reject bad_version 400 "bad version" '"path":"/version"'
+reject bad_long_text 400 "oversize turn text" '"path":"/call/transcript/0/text"'
+reject bad_long_sid 400 "oversize call_sid" '"path":"/call/call_sid"'
+reject bad_id_sql 400 "SQL in the id" '"path":"/id","message":"must be a UUID"'
+reject bad_occurred_at 400 "impossible date" '"path":"/occurred_at"'
+reject bad_nul_text 400 "NUL escape in text" 'U+0000'
+reject bad_nul_key 400 "NUL escape in a key" 'U+0000'
+reject bad_surrogate 400 "lone surrogate" '"path":"/call/reason"'
+reject bad_proto 400 "__proto__ at the top" '"path":"/__proto__","message":"is not allowed"'
+reject bad_proto_call 400 "__proto__ in call" '"path":"/call/__proto__"'
+reject bad_deep 400 "deeply nested result" 'nested deeper'
+reject bad_deeper 400 "200000 open brackets" 'nested deeper'
+reject bad_utf8 400 "not UTF-8" 'UTF-8'
+reject bad_2mib 413 "2 MiB body"
+post "$T/ev/bad_2mib.json" -H 'Transfer-Encoding: chunked'
+assert_eq 413 "$CODE" "2 MiB chunked body"
+# Bounded while reading: 1.5 MiB of a body that never ends still gets its 413.
+assert_eq 413 "$(node -e '
+const s = require("net").connect(+process.argv[1], "127.0.0.1", () => {
+  s.write(`POST /call-webhook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${process.argv[2]}\r\n` +
+          "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+  const chunk = "z".repeat(65536);
+  for (let i = 0; i < 24; i++) s.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+});
+let got = ""; s.on("data", (d) => { got += d; const m = /^HTTP\/1.1 (\d+)/.exec(got); if (m) { console.log(m[1]); process.exit(0); } });
+s.on("error", () => {}); setTimeout(() => { console.log("timeout"); process.exit(0); }, 5000);' "$DN_PORT" "$KEY")" "413 before the body ends"
+post "$T/ev/a_ended.json" -H 'Content-Type: text/plain'
+assert_eq 415 "$CODE" "text/plain"
+post "$T/ev/a_ended.json" -H 'Content-Type: application/json; charset=latin1'
+assert_eq 415 "$CODE" "JSON in latin1"
+post "$T/ev/z_started.json" --noauth
+assert_eq 401 "$CODE" "no bearer"
+assert_contains "$HEADERS" "WWW-Authenticate: Bearer" "401 challenge"
+post "$T/ev/z_started.json" --noauth -H 'Authorization: Bearer wrong'
+assert_eq 401 "$CODE" "wrong bearer"
+post "$T/ev/z_started.json" --noauth -H "Authorization: Bearer ${KEY}x"
+assert_eq 401 "$CODE" "key plus a byte"
+post "$T/ev/z_started.json" --noauth -H "Authorization: Bearer ${KEY%?}"
+assert_eq 401 "$CODE" "key less a byte"
+post "$T/ev/z_started.json" --noauth -H "Authorization: Basic $KEY"
+assert_eq 401 "$CODE" "Basic scheme"
+assert_contains "$BODY" '"ok":false' "401 body"
+CODE=$(curl -s -o "$T/body" -D "$T/h" -w '%{http_code}' -H "Authorization: Bearer $KEY" "$BASE/call-webhook")
+assert_eq 405 "$CODE" "GET"
+assert_contains "$(tr -d '\r' <"$T/h")" "Allow: POST" "405 Allow"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    --data-binary "@$T/ev/z_started.json" "$BASE/call-webhook")
+assert_eq 405 "$CODE" "PUT"
+assert_eq "$snap" "$(counts)" "nothing written by any rejected request"
+assert_eq 0 "$(q "select count(*) from calls where call_sid in ('CA_BAD', 'CA_Z')")" "no bad call rows"
+
+# --- the database goes away: 5xx, never 2xx; back: the same event is stored ---
+pg_owner "$PGBIN/pg_ctl" stop -D "$PGDATA" -m fast -w -t 20 >/dev/null 2>&1 && ok || fail "stop postgres"
+post "$T/ev/z_started.json"
+case "$CODE" in 5??) ok ;; *) fail "database down: expected 5xx, got $CODE $BODY" ;; esac
+assert_contains "$BODY" '"ok":false' "database down: body"
+post "$T/ev/z_started.json"
+case "$CODE" in 5??) ok ;; *) fail "database still down: expected 5xx, got $CODE" ;; esac
+pg_owner "$PGBIN/pg_ctl" start -D "$PGDATA" -w -t 30 -l "$PG_TEST_DIR/postgres.log" \
+    -o "-p $PGPORT -k $PG_TEST_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    >/dev/null 2>&1 && ok || fail "restart postgres"
+accept z_started CA_Z false "Z after the database is back"
+accept z_started CA_Z true "Z retried"
+assert_eq "1|1" "$(q "select (select count(*) from call_events where call_sid = 'CA_Z'), (select count(*) from calls where call_sid = 'CA_Z')")" "Z: stored once"
+
+# --- logs: JSON lines with the event's fields, never the key ---
+assert_eq "" "$(node -e '
+const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean);
+const bad = lines.filter((l) => { try { const o = JSON.parse(l); return !o.ts || !o.level || !o.msg; } catch (e) { return true; } });
+console.log(bad.slice(0, 3).join("\n"));' "$DN_LOG")" "every log line is JSON"
+assert_contains "$(grep -F "$(cat "$T/ev/a_ended.id")" "$DN_LOG")" '"type":"call.ended","call_sid":"CA_A","outcome":"stored","status":200' "log line of a stored event"
+assert_contains "$(grep -F "$(cat "$T/ev/z_started.id")" "$DN_LOG" | head -n 1)" '"outcome":"db_error"' "log line of a database failure"
+assert_eq 0 "$(grep -c -F -e "$KEY" -e "${KEY%?}" "$DN_LOG")" "the key is never logged"
+
+kill "$DN_PID"
+wait "$DN_PID" 2>/dev/null
+DN_PID=""
+
+secs=$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo "?")
+if [ "$FAILS" -ne 0 ]; then
+    echo "$(basename "$0"): $FAILS of $((CHECKS + FAILS)) checks failed" >&2
+    echo "--- function log tail ---" >&2
+    tail -n 30 "$DN_LOG" >&2 2>/dev/null
+    exit 1
+fi
+echo "$(basename "$0"): $CHECKS checks passed (${secs}s)"
+exit 0
