@@ -14,7 +14,7 @@ build_pkgs="build-essential cmake pkg-config node-llhttp libuv1-dev libcjson-dev
   libwebsockets-dev libwslay-dev libspeexdsp-dev libcurl4-openssl-dev"
 runtime_pkgs="libuv1 libcjson1 libssl3 libwebsockets17 libwebsockets-evlib-uv libwslay1
   libspeexdsp1 libcurl4 ca-certificates"
-test_pkgs="libcmocka-dev curl procps espeak-ng sox postgresql"
+test_pkgs="libcmocka-dev curl procps espeak-ng sox postgresql python3-prometheus-client"
 
 case "$mode" in
 build) want="$build_pkgs" ;;

@@ -14,12 +14,19 @@ VA_LOG="$T/daemon.log"
 FAILS=0
 CHECKS=0
 
+FN_PID=""
+PG_TEST_DIR=""
+
 cleanup() {
     if [ -n "$VA_PID" ] && kill -0 "$VA_PID" 2>/dev/null; then
         kill -KILL "$VA_PID" 2>/dev/null
     fi
     if [ -n "$RT_PID" ]; then
         kill "$RT_PID" 2>/dev/null
+    fi
+    fn_stop
+    if [ -n "$PG_TEST_DIR" ]; then
+        "$VA_ROOT/scripts/pg-test.sh" stop "$PG_TEST_DIR" || true
     fi
     rm -rf "$T"
 }
@@ -170,4 +177,47 @@ rt_last_session() {
 # va_start_rt [VAR=value ...]: the daemon pointed at the fake Realtime.
 va_start_rt() {
     va_start OPENAI_API_KEY=$RT_KEY OPENAI_REALTIME_URL=ws://127.0.0.1:$RT_PORT/v1/realtime "$@"
+}
+
+# pg_start: a throwaway PostgreSQL 15 on a loopback port with every migration applied
+# (scripts/pg-test.sh); exports PGHOST, PGPORT, PGUSER, PGDATABASE, DATABASE_URL. Stopped
+# by cleanup.
+pg_start() {
+    local out
+    out=$("$VA_ROOT/scripts/pg-test.sh" 2>"$T/pg.err") || { cat "$T/pg.err" >&2; exit 1; }
+    set -a
+    eval "$out"
+    set +a
+}
+
+# fn_start KEY: the call-webhook Edge Function on real Deno (its npm imports cached by
+# scripts/install-deps.sh test, run --cached-only) against $DATABASE_URL, on a free
+# loopback port; sets FN_PORT and FN_URL. FN_PORT=N before the call reuses port N.
+fn_start() {
+    local deno="$VA_ROOT/tests/node/node_modules/.bin/deno" want=${FN_PORT:-0}
+    FN_LOG="$T/fn.log"
+    : >"$FN_LOG"
+    (cd "$T" && exec env -i PATH="$PATH" HOME="$T" DENO_DIR="$VA_ROOT/tests/node/.deno" \
+        DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 SUPABASE_DB_URL="$DATABASE_URL" \
+        SUPABASE_SERVICE_ROLE_KEY="$1" CALL_WEBHOOK_PORT="$want" \
+        "$deno" run --cached-only --no-lock --allow-net=127.0.0.1 --allow-env --allow-read \
+        "$VA_ROOT/supabase/functions/call-webhook/index.ts") >>"$FN_LOG" 2>&1 &
+    FN_PID=$!
+    FN_PORT=""
+    for _ in $(seq 1 300); do
+        FN_PORT=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$FN_LOG" | head -n 1)
+        [ -n "$FN_PORT" ] && break
+        kill -0 "$FN_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -n "$FN_PORT" ] || { echo "the function did not start:" >&2; cat "$FN_LOG" >&2; exit 1; }
+    FN_URL="http://127.0.0.1:$FN_PORT/call-webhook"
+}
+
+fn_stop() {
+    if [ -n "$FN_PID" ]; then
+        kill "$FN_PID" 2>/dev/null
+        wait "$FN_PID" 2>/dev/null
+        FN_PID=""
+    fi
 }

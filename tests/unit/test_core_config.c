@@ -215,7 +215,8 @@ static void test_table(void **state)
         "TRUST_PROXY",
     };
     static const char *const secrets[] = {"OPENAI_API_KEY", "TWILIO_AUTH_TOKEN",
-                                          "SUPABASE_SERVICE_ROLE_KEY", "MCP_AUTH_TOKEN"};
+                                          "SUPABASE_SERVICE_ROLE_KEY", "MCP_AUTH_TOKEN",
+                                          "METRICS_TOKEN"};
     static const char *const types[] = {"string", "secret", "bool",      "int",
                                         "url",    "enum",   "cidr list", "decimal"};
     size_t n;
