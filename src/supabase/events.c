@@ -565,6 +565,26 @@ static void ev_replay(struct sb_events *ev)
     ev_check_fill(ev);
 }
 
+/* mkdir -p: the spool's parents may not exist yet (a fresh /var/lib). 0 or a libuv code. */
+static int ev_mkdirs(const char *dir)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s", dir);
+    if (n <= 0 || (size_t)n >= sizeof(path))
+        return UV_ENAMETOOLONG;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) && errno != EEXIST)
+            return uv_translate_sys_error(errno);
+        *p = '/';
+    }
+    if (mkdir(path, 0700) && errno != EEXIST)
+        return uv_translate_sys_error(errno);
+    return 0;
+}
+
 int sb_events_open(struct sb_events **out, uv_loop_t *loop, struct va_log *log,
                    const struct sb_events_cfg *cfg)
 {
@@ -596,9 +616,7 @@ int sb_events_open(struct sb_events **out, uv_loop_t *loop, struct va_log *log,
     if (RAND_bytes((unsigned char *)&ev->rng, sizeof(ev->rng)) != 1 || !ev->rng)
         ev->rng = uv_hrtime() | 1;
 
-    int err = 0;
-    if (mkdir(ev->dir, 0700) && errno != EEXIST)
-        err = uv_translate_sys_error(errno);
+    int err = ev_mkdirs(ev->dir);
     if (!err) {
         ev->dir_fd = open(ev->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (ev->dir_fd < 0)
