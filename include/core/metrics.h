@@ -58,14 +58,14 @@ struct va_metrics_code {
 struct va_metrics {
     uint64_t calls[VA_CALL_OUTCOMES];
     uint64_t frames_in, frames_out;
-    uint64_t frames_late;                   /* outbound frames sent after Twilio ran dry */
+    uint64_t frames_late; /* outbound frames sent after Twilio ran dry */
     uint64_t dropped_in_bytes, dropped_out_bytes;
     uint64_t barge_ins;
     uint64_t rt_connect_failures;
     struct va_hist hist[VA_H_COUNT];
     struct va_metrics_code rt_errors[VA_METRICS_LABELS + 1]; /* last: "other" */
     size_t n_rt_errors;
-    struct va_metrics_tool tools[VA_METRICS_LABELS + 1];     /* last: "other" */
+    struct va_metrics_tool tools[VA_METRICS_LABELS + 1]; /* last: "other" */
     size_t n_tools;
 };
 

@@ -8,9 +8,9 @@
 
 #include "audio/mulaw.h"
 #include "call/internal.h"
-#include "mcp/tools.h"
 #include "core/ctx.h"
 #include "core/err.h"
+#include "mcp/tools.h"
 
 /* Caller audio kept while the session is not ready yet: 2 s. */
 #define BRIDGE_PENDING_MS 2000
@@ -569,8 +569,8 @@ static void bridge_tools_expire(struct call *c, uint64_t now, bool all)
                 t->tool->def.cancel(t->tool->def.tool_ud, &t->done);
             if (!all && !t->answered) {
                 bridge_tool_output(c, t, timeout, sizeof(timeout) - 1);
-                call_tool_record(c, t->tool->def.name, t->call_id, "timeout",
-                                 now - t->started_ms, timeout, sizeof(timeout) - 1);
+                call_tool_record(c, t->tool->def.name, t->call_id, "timeout", now - t->started_ms,
+                                 timeout, sizeof(timeout) - 1);
                 bridge_maybe_create(c);
             }
         }

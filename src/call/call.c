@@ -145,7 +145,7 @@ static void call_emit(struct call *c, const char *type)
     const char *reason = NULL;
     if (end)
         reason = c->failed && strncmp(c->end_reason, "failed: ", 8) == 0 ? c->end_reason + 8
-                                                                          : c->end_reason;
+                                                                         : c->end_reason;
     const char *source;
     const char *intent = call_intent(c, &source);
     struct call_event e = {
@@ -157,7 +157,9 @@ static void call_emit(struct call *c, const char *type)
         .account_sid = c->account_sid[0] ? c->account_sid : NULL,
         .from = c->from,
         .to = c->to,
-        .status = !end ? "in-progress" : c->failed ? "failed" : "completed",
+        .status = !end        ? "in-progress"
+                  : c->failed ? "failed"
+                              : "completed",
         .reason = reason,
         .started_ms = c->start_wall_ms,
         .ended_ms = end ? now : 0,

@@ -76,8 +76,8 @@ int call_event_build(const struct call_event *e, const char *id, struct va_buf *
     va_buf_append_str(out, "{\"id\":");
     va_json_str(out, id, strlen(id));
     ev_str(out, "type", e->type);
-    va_buf_printf(out, ",\"version\":1,\"seq\":%u,\"occurred_at\":\"%s\",\"call\":{\"call_sid\":",
-                  e->seq, t);
+    va_buf_printf(
+        out, ",\"version\":1,\"seq\":%u,\"occurred_at\":\"%s\",\"call\":{\"call_sid\":", e->seq, t);
     va_json_str(out, e->call_sid ? e->call_sid : "", e->call_sid ? strlen(e->call_sid) : 0);
     ev_str(out, "stream_sid", e->stream_sid);
     ev_str(out, "account_sid", e->account_sid);

@@ -11,19 +11,18 @@
 
 /* Upper bounds per histogram, in seconds. */
 static const double m_bounds[VA_H_COUNT][VA_HIST_BUCKETS] = {
-    [VA_H_CALL_DURATION] = {5, 10, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600,
-                            7200},
+    [VA_H_CALL_DURATION] = {5, 10, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600, 7200},
     /* the audio path: microseconds matter */
-    [VA_H_ADDED_IN] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002,
-                       0.005, 0.01, 0.025, 0.05, 0.1, 0.25},
-    [VA_H_ADDED_OUT] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002,
-                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25},
+    [VA_H_ADDED_IN] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005,
+                       0.01, 0.025, 0.05, 0.1, 0.25},
+    [VA_H_ADDED_OUT] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005,
+                        0.01, 0.025, 0.05, 0.1, 0.25},
     [VA_H_BARGE_IN] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005,
                        0.01, 0.025, 0.05, 0.1, 0.25},
     [VA_H_RT_CONNECT] = {0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 20},
 };
 static const double m_tool_bounds[VA_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                       1,     2,    3,     5,    8,   10,   30};
+                                                      1,     2,    3,     5,    8,   10,   30};
 
 static const char *const m_call_outcomes[VA_CALL_OUTCOMES] = {"completed", "failed", "rejected"};
 static const char *const m_tool_outcomes[VA_TOOL_OUTCOMES] = {"success", "failure", "error",
@@ -110,6 +109,13 @@ static void m_num(struct va_buf *b, const char *name, const char *labels, double
                   v);
 }
 
+/* A metric with one unlabelled sample. */
+static void m_one(struct va_buf *b, const char *name, const char *type, const char *help, double v)
+{
+    m_head(b, name, type, help);
+    m_num(b, name, "", v);
+}
+
 /* labels: "" or `k="v"` pairs without braces, already escaped. */
 static void m_hist(struct va_buf *b, const char *name, const char *labels, const struct va_hist *h,
                    const double *bounds)
@@ -136,25 +142,26 @@ int va_metrics_render(const struct va_metrics *m, const struct va_metrics_gauges
     struct va_buf *b = out;
     char lab[160];
 
-    m_head(b, "voice_agent_calls_active", "gauge", "Calls with a media stream open.");
-    m_num(b, "voice_agent_calls_active", "", g->calls_active);
+    m_one(b, "voice_agent_calls_active", "gauge", "Calls with a media stream open.",
+          g->calls_active);
     m_head(b, "voice_agent_calls_total", "counter",
            "Calls ended, by outcome (rejected: answered with the apology, no stream).");
     for (size_t o = 0; o < VA_CALL_OUTCOMES; o++) {
         snprintf(lab, sizeof(lab), "outcome=\"%s\"", m_call_outcomes[o]);
         m_num(b, "voice_agent_calls_total", lab, (double)m->calls[o]);
     }
-    m_head(b, "voice_agent_call_duration_seconds", "histogram", "Duration of calls that had a stream.");
+    m_head(b, "voice_agent_call_duration_seconds", "histogram",
+           "Duration of calls that had a stream.");
     m_hist(b, "voice_agent_call_duration_seconds", "", &m->hist[VA_H_CALL_DURATION],
            m_bounds[VA_H_CALL_DURATION]);
 
     m_head(b, "voice_agent_frames_total", "counter", "Twilio media messages, by direction.");
     m_num(b, "voice_agent_frames_total", "direction=\"in\"", (double)m->frames_in);
     m_num(b, "voice_agent_frames_total", "direction=\"out\"", (double)m->frames_out);
-    m_head(b, "voice_agent_late_frames_total", "counter",
-           "Outbound frames of a reply sent after Twilio had played everything before them "
-           "(the caller heard a gap).");
-    m_num(b, "voice_agent_late_frames_total", "", (double)m->frames_late);
+    m_one(b, "voice_agent_late_frames_total", "counter",
+          "Outbound frames of a reply sent after Twilio had played everything before them "
+          "(the caller heard a gap).",
+          (double)m->frames_late);
     m_head(b, "voice_agent_dropped_audio_bytes_total", "counter",
            "Audio bytes dropped by a bound or a failed send, by direction.");
     m_num(b, "voice_agent_dropped_audio_bytes_total", "direction=\"in\"",
@@ -168,8 +175,8 @@ int va_metrics_render(const struct va_metrics *m, const struct va_metrics_gauges
            m_bounds[VA_H_ADDED_IN]);
     m_hist(b, "voice_agent_added_latency_seconds", "direction=\"out\"", &m->hist[VA_H_ADDED_OUT],
            m_bounds[VA_H_ADDED_OUT]);
-    m_head(b, "voice_agent_barge_ins_total", "counter", "Caller interruptions of the agent.");
-    m_num(b, "voice_agent_barge_ins_total", "", (double)m->barge_ins);
+    m_one(b, "voice_agent_barge_ins_total", "counter", "Caller interruptions of the agent.",
+          (double)m->barge_ins);
     m_head(b, "voice_agent_barge_in_reaction_seconds", "histogram",
            "speech_started received to the Twilio clear written.");
     m_hist(b, "voice_agent_barge_in_reaction_seconds", "", &m->hist[VA_H_BARGE_IN],
@@ -179,14 +186,11 @@ int va_metrics_render(const struct va_metrics *m, const struct va_metrics_gauges
            "Realtime connection start to session ready.");
     m_hist(b, "voice_agent_realtime_connect_seconds", "", &m->hist[VA_H_RT_CONNECT],
            m_bounds[VA_H_RT_CONNECT]);
-    m_head(b, "voice_agent_realtime_connect_failures_total", "counter",
-           "Realtime connections that failed to open.");
-    m_num(b, "voice_agent_realtime_connect_failures_total", "", (double)m->rt_connect_failures);
+    m_one(b, "voice_agent_realtime_connect_failures_total", "counter",
+          "Realtime connections that failed to open.", (double)m->rt_connect_failures);
     m_head(b, "voice_agent_realtime_errors_total", "counter", "Realtime error events, by code.");
-    for (size_t i = 0; i < m->n_rt_errors + (m->rt_errors[VA_METRICS_LABELS].count ? 1 : 0);
-         i++) {
-        const struct va_metrics_code *c =
-            &m->rt_errors[i < m->n_rt_errors ? i : VA_METRICS_LABELS];
+    for (size_t i = 0; i < m->n_rt_errors + (m->rt_errors[VA_METRICS_LABELS].count ? 1 : 0); i++) {
+        const struct va_metrics_code *c = &m->rt_errors[i < m->n_rt_errors ? i : VA_METRICS_LABELS];
         struct va_buf l;
         va_buf_init(&l, 256);
         va_buf_append_str(&l, "code=\"");
@@ -222,24 +226,24 @@ int va_metrics_render(const struct va_metrics *m, const struct va_metrics_gauges
         va_buf_deinit(&l);
     }
 
-    m_head(b, "voice_agent_events_enabled", "gauge", "1 when call events are being recorded.");
-    m_num(b, "voice_agent_events_enabled", "", g->events_enabled);
-    m_head(b, "voice_agent_event_spool_depth", "gauge", "Call events not yet delivered.");
-    m_num(b, "voice_agent_event_spool_depth", "", (double)g->events_pending);
-    m_head(b, "voice_agent_event_spool_bytes", "gauge", "Bytes of call events in the spool.");
-    m_num(b, "voice_agent_event_spool_bytes", "", (double)g->events_spool_bytes);
-    m_head(b, "voice_agent_event_spool_max_bytes", "gauge", "The spool's bound.");
-    m_num(b, "voice_agent_event_spool_max_bytes", "", (double)g->events_spool_max_bytes);
-    m_head(b, "voice_agent_events_delivered_total", "counter", "Call events acknowledged (2xx).");
-    m_num(b, "voice_agent_events_delivered_total", "", (double)g->events_delivered);
-    m_head(b, "voice_agent_event_delivery_failures_total", "counter",
-           "Failed delivery attempts (each is retried, unless dead-lettered).");
-    m_num(b, "voice_agent_event_delivery_failures_total", "", (double)g->events_failures);
-    m_head(b, "voice_agent_events_dead_lettered_total", "counter",
-           "Call events refused by the function and moved to the dead letter file.");
-    m_num(b, "voice_agent_events_dead_lettered_total", "", (double)g->events_dead_lettered);
-    m_head(b, "voice_agent_events_dropped_total", "counter", "Call events dropped: spool full.");
-    m_num(b, "voice_agent_events_dropped_total", "", (double)g->events_dropped);
+    m_one(b, "voice_agent_events_enabled", "gauge", "1 when call events are being recorded.",
+          g->events_enabled);
+    m_one(b, "voice_agent_event_spool_depth", "gauge", "Call events not yet delivered.",
+          (double)g->events_pending);
+    m_one(b, "voice_agent_event_spool_bytes", "gauge", "Bytes of call events in the spool.",
+          (double)g->events_spool_bytes);
+    m_one(b, "voice_agent_event_spool_max_bytes", "gauge", "The spool's bound.",
+          (double)g->events_spool_max_bytes);
+    m_one(b, "voice_agent_events_delivered_total", "counter", "Call events acknowledged (2xx).",
+          (double)g->events_delivered);
+    m_one(b, "voice_agent_event_delivery_failures_total", "counter",
+          "Failed delivery attempts (each is retried, unless dead-lettered).",
+          (double)g->events_failures);
+    m_one(b, "voice_agent_events_dead_lettered_total", "counter",
+          "Call events refused by the function and moved to the dead letter file.",
+          (double)g->events_dead_lettered);
+    m_one(b, "voice_agent_events_dropped_total", "counter", "Call events dropped: spool full.",
+          (double)g->events_dropped);
 
     m_head(b, "voice_agent_breaker_open", "gauge",
            "1 while a circuit breaker is open, by dependency.");
@@ -247,14 +251,13 @@ int va_metrics_render(const struct va_metrics *m, const struct va_metrics_gauges
     if (g->supabase_configured)
         m_num(b, "voice_agent_breaker_open", "breaker=\"supabase\"", g->supabase_breaker_open);
 
-    m_head(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent.");
-    m_num(b, "process_cpu_seconds_total", "", g->cpu_seconds);
-    m_head(b, "process_resident_memory_bytes", "gauge", "Resident memory size.");
-    m_num(b, "process_resident_memory_bytes", "", (double)g->rss_bytes);
-    m_head(b, "process_open_fds", "gauge", "Open file descriptors.");
-    m_num(b, "process_open_fds", "", (double)g->open_fds);
-    m_head(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-    m_num(b, "process_max_fds", "", (double)g->max_fds);
+    m_one(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent.",
+          g->cpu_seconds);
+    m_one(b, "process_resident_memory_bytes", "gauge", "Resident memory size.",
+          (double)g->rss_bytes);
+    m_one(b, "process_open_fds", "gauge", "Open file descriptors.", (double)g->open_fds);
+    m_one(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+          (double)g->max_fds);
     m_head(b, "process_start_time_seconds", "gauge", "Start time since the epoch.");
     return va_buf_printf(b, "process_start_time_seconds %.3f\n", g->start_time_s) ? VA_ETOOBIG : 0;
 }

@@ -125,8 +125,8 @@ static void rpc_copy(char *dst, size_t cap, const char *src)
 
 /* See mcp_pending.idempotency_key. Fields are NUL-separated so that no two different
  * inputs hash the same text. */
-static void rpc_default_key(const struct mcp_session *s, const struct mcp_id *id,
-                            const char *tool, const cJSON *args, char out[MCP_KEY_MAX])
+static void rpc_default_key(const struct mcp_session *s, const struct mcp_id *id, const char *tool,
+                            const cJSON *args, char out[MCP_KEY_MAX])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;

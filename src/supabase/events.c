@@ -205,8 +205,8 @@ static void ev_on_fs(uv_fs_t *req)
     uv_fs_req_cleanup(req);
     it->fs_busy = false;
     ev->fs_busy--;
-    static const char *const names[] = {"open",       "write",     "fsync",  "close", "rename",
-                                        "dir fsync",  "dead letter", "dead letter fsync",
+    static const char *const names[] = {"open",   "write",     "fsync",       "close",
+                                        "rename", "dir fsync", "dead letter", "dead letter fsync",
                                         "unlink"};
     if (res < 0 && !(it->step == EV_STEP_UNLINK && res == UV_ENOENT)) {
         ev_fs_failed(it, names[it->step], (int)res);
@@ -475,8 +475,7 @@ static void ev_pump(struct sb_events *ev)
 {
     if (ev->closing)
         return;
-    for (struct ev_item *it = ev->head; it && ev->in_flight < ev->cfg.max_in_flight;
-         it = it->next)
+    for (struct ev_item *it = ev->head; it && ev->in_flight < ev->cfg.max_in_flight; it = it->next)
         if (it->state == EV_QUEUED)
             ev_send(ev, it);
 }

@@ -130,8 +130,7 @@ static bool answer_accept(struct va_ctx *ctx, struct va_http_conn *c, const stru
 }
 
 /* A form value as a NUL-terminated string cut to cap - 1 bytes; "" when absent. */
-static const char *answer_value(const struct va_form *form, const char *name, char *buf,
-                                size_t cap)
+static const char *answer_value(const struct va_form *form, const char *name, char *buf, size_t cap)
 {
     const struct va_form_pair *p = va_form_get(form, name);
     size_t n = p ? (p->value_len < cap - 1 ? p->value_len : cap - 1) : 0;
@@ -225,8 +224,8 @@ void tw_answer_handle(struct va_ctx *ctx, struct va_http_conn *c, const struct v
 static const char *answer_status_map(const char *tw)
 {
     static const char *const map[][2] = {
-        {"queued", "in-progress"}, {"ringing", "in-progress"}, {"in-progress", "in-progress"},
-        {"completed", "completed"}, {"busy", "failed"},        {"failed", "failed"},
+        {"queued", "in-progress"},  {"ringing", "in-progress"}, {"in-progress", "in-progress"},
+        {"completed", "completed"}, {"busy", "failed"},         {"failed", "failed"},
         {"no-answer", "failed"},    {"canceled", "failed"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)

@@ -75,8 +75,13 @@ static void test_full_call(void **state)
     static const char result[] =
         "{\"success\":true,\"memberId\":\"member_123\",\"balance\":1500,\"currency\":\"RWF\"}";
     struct call_event_tool tools[] = {
-        {.name = "get_member_balance", .call_id = "call_1", .outcome = "success",
-         .latency_ms = 42, .at_ms = 3000, .result = result, .result_len = sizeof(result) - 1},
+        {.name = "get_member_balance",
+         .call_id = "call_1",
+         .outcome = "success",
+         .latency_ms = 42,
+         .at_ms = 3000,
+         .result = result,
+         .result_len = sizeof(result) - 1},
         {.name = "redeem_voucher", .outcome = "cancelled"},
     };
     struct call_event_audio audio = {.frames_in = 500, .frames_out = 400, .barge_ins = 1};
@@ -131,16 +136,30 @@ static void test_rejected_and_status(void **state)
     cJSON *schema = schema_load();
     struct va_buf out;
     va_buf_init(&out, CALL_EVENT_MAX_BYTES);
-    struct call_event rej = {.type = "call.ended", .now_ms = 1795622400000ULL, .call_sid = "CA1",
-                             .from = "", .to = "", .status = "rejected", .reason = "draining",
-                             .started_ms = 1795622400000ULL, .ended_ms = 1795622400000ULL,
-                             .intent = "unknown", .intent_source = "none", .tw_duration = -1};
+    struct call_event rej = {.type = "call.ended",
+                             .now_ms = 1795622400000ULL,
+                             .call_sid = "CA1",
+                             .from = "",
+                             .to = "",
+                             .status = "rejected",
+                             .reason = "draining",
+                             .started_ms = 1795622400000ULL,
+                             .ended_ms = 1795622400000ULL,
+                             .intent = "unknown",
+                             .intent_source = "none",
+                             .tw_duration = -1};
     assert_int_equal(call_event_build(&rej, "0b7e4c1a-2f1d-4c3b-9a8e-1234567890ab", &out), 0);
     expect_valid(schema, out.data, out.len);
     va_buf_reset(&out);
-    struct call_event st = {.type = "call.status", .now_ms = 1795622400000ULL, .call_sid = "CA1",
-                            .from = "+1", .to = "+2", .status = "completed", .duration_s = -1,
-                            .tw_status = "completed", .tw_duration = 42,
+    struct call_event st = {.type = "call.status",
+                            .now_ms = 1795622400000ULL,
+                            .call_sid = "CA1",
+                            .from = "+1",
+                            .to = "+2",
+                            .status = "completed",
+                            .duration_s = -1,
+                            .tw_status = "completed",
+                            .tw_duration = 42,
                             .tw_timestamp = "Tue, 24 Nov 2026 16:00:00 +0000"};
     assert_int_equal(call_event_build(&st, "1b7e4c1a-2f1d-4c3b-9a8e-1234567890ab", &out), 0);
     expect_valid(schema, out.data, out.len);
@@ -164,7 +183,8 @@ static void test_schema_refuses(void **state)
     expect_invalid(schema, buf, "call.extra");
     snprintf(buf, sizeof(buf), base, ",\"duration\":-1");
     expect_invalid(schema, buf, "call.duration");
-    snprintf(buf, sizeof(buf), base, ",\"transcript\":[{\"role\":\"robot\",\"text\":\"x\",\"at_ms\":0}]");
+    snprintf(buf, sizeof(buf), base,
+             ",\"transcript\":[{\"role\":\"robot\",\"text\":\"x\",\"at_ms\":0}]");
     expect_invalid(schema, buf, "role");
     expect_invalid(schema, "{\"id\":\"x\"}", "id");
     expect_invalid(schema, "not json", "not valid JSON");
