@@ -16,6 +16,7 @@
 #include "core/ctx.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "http/probe.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "http/ws.h"
@@ -32,6 +33,9 @@
 
 #define MAIN_MAX_ORIGINS 16
 
+/* --healthcheck: the whole probe, as a container's HEALTHCHECK expects an answer fast */
+#define MAIN_HEALTHCHECK_TIMEOUT_MS 2000
+
 struct main_state {
     struct va_ctx ctx;
     char origin_text[1024];
@@ -47,10 +51,12 @@ struct main_state {
 
 static void main_usage(FILE *out)
 {
-    fputs("usage: voice-agent [--env-file PATH] [--version] [--print-config-table]\n"
-          "                   [--print-env-example]\n"
+    fputs("usage: voice-agent [--env-file PATH] [--healthcheck] [--version]\n"
+          "                   [--print-config-table] [--print-env-example]\n"
           "Reads its configuration from the environment and from PATH (default .env,\n"
-          "optional); the environment wins. See README.md for every variable.\n",
+          "optional); the environment wins. See README.md for every variable.\n"
+          "--healthcheck: GET /health from the daemon this configuration describes;\n"
+          "exit 0 on 200 within 2 s, else 1 (a container's HEALTHCHECK).\n",
           out);
 }
 
@@ -384,12 +390,35 @@ static int main_read_instructions(struct va_cfg *cfg, char *msg, size_t msglen)
     return 0;
 }
 
+/* --healthcheck: GET /health from HOST:PORT as this configuration has them (the wildcard
+ * as loopback); one line on stdout, 0 on 200, 1 otherwise (2 means "reserved" to Docker). */
+static int main_healthcheck(const struct va_cfg *cfg)
+{
+    const char *host = va_http_probe_host(cfg->host);
+    const char *lb = strchr(host, ':') ? "[" : "", *rb = *lb ? "]" : "";
+    if (cfg->port == 0) {
+        printf("healthcheck: PORT=0 (a port picked at start): nothing to probe\n");
+        return 1;
+    }
+    int status = va_http_probe(host, cfg->port, "/health", MAIN_HEALTHCHECK_TIMEOUT_MS);
+    if (status < 0) {
+        printf("healthcheck: http://%s%s%s:%u/health: %s\n", lb, host, rb, (unsigned)cfg->port,
+               va_strerror(status));
+        return 1;
+    }
+    printf("healthcheck: http://%s%s%s:%u/health: %d\n", lb, host, rb, (unsigned)cfg->port, status);
+    return status == 200 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *env_file = ".env";
+    bool healthcheck = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--env-file") == 0 && i + 1 < argc) {
             env_file = argv[++i];
+        } else if (strcmp(argv[i], "--healthcheck") == 0) {
+            healthcheck = true;
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("voice-agent %s\n", VA_VERSION);
             return 0;
@@ -420,7 +449,7 @@ int main(int argc, char **argv)
                      VA_LSTR("reason", err == VA_EINVAL ? msg : va_strerror(err)));
         va_env_deinit(&env);
         va_log_deinit(&log);
-        return 2;
+        return healthcheck ? 1 : 2;
     }
     struct va_cfg cfg;
     err = va_cfg_load(&cfg, va_env_lookup, &env, msg, sizeof(msg));
@@ -428,7 +457,13 @@ int main(int argc, char **argv)
     if (err) {
         va_log_error(&log, "config", "invalid configuration", VA_LSTR("reason", msg));
         va_log_deinit(&log);
-        return 2;
+        return healthcheck ? 1 : 2;
+    }
+    if (healthcheck) {
+        err = main_healthcheck(&cfg);
+        va_cfg_deinit(&cfg);
+        va_log_deinit(&log);
+        return err;
     }
     log.level = cfg.log_level;
     if (cfg.openai_instructions_file) {
