@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD := build/release
 TBUILD := build/test
 
-.PHONY: all deps test-deps build build-test run test unit integration bench clean format
+.PHONY: all deps test-deps build build-test run test unit integration bench image clean format
 
 all: build
 
@@ -44,6 +44,11 @@ integration: build-test
 # BENCH_SECONDS); figures in docs/performance.md.
 bench: build test-deps
 	bench/bench.sh
+
+# The container image, built and probed with podman (no Docker engine needed; slow, so not
+# part of `make test`): scripts/image.sh, README "Run with Docker".
+image:
+	scripts/image.sh
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'include/*.h' 'tests/*.c')

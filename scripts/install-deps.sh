@@ -1,13 +1,17 @@
 #!/bin/sh
 # Installs the Debian packages voice-agent needs, and only those.
-#   scripts/install-deps.sh [all|build|runtime|test]   (default: all)
+#   scripts/install-deps.sh [all|build|runtime|test|image] [--list]   (default: all)
+# --list: print the mode's Debian packages, one a line, and install nothing
 # build   : compilers, headers and sources to build the daemon
-# runtime : shared libraries the daemon loads, CA certificates
+# runtime : shared libraries the daemon loads (the lws libuv plugin too: lws dlopens it,
+#           so ldd does not show it), CA certificates; the container image installs this
 # test    : build + what the test suite runs (curl, Node.js, the npm test deps)
+# image   : what `make image` needs to build and run the image without a Docker engine
 # Idempotent: asks dpkg first and runs apt-get only for what is missing.
 set -eu
 
 mode=${1:-all}
+list=${2:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="build-essential cmake pkg-config node-llhttp libuv1-dev libcjson-dev libssl-dev
@@ -15,14 +19,21 @@ build_pkgs="build-essential cmake pkg-config node-llhttp libuv1-dev libcjson-dev
 runtime_pkgs="libuv1 libcjson1 libssl3 libwebsockets17 libwebsockets-evlib-uv libwslay1
   libspeexdsp1 libcurl4 ca-certificates"
 test_pkgs="libcmocka-dev curl procps espeak-ng sox postgresql python3-prometheus-client"
+image_pkgs="podman runc debootstrap curl"
 
 case "$mode" in
 build) want="$build_pkgs" ;;
 runtime) want="$runtime_pkgs" ;;
 test) want="$build_pkgs $test_pkgs" ;;
 all) want="$build_pkgs $runtime_pkgs $test_pkgs" ;;
-*) echo "usage: $0 [all|build|runtime|test]" >&2; exit 2 ;;
+image) want="$image_pkgs" ;;
+*) echo "usage: $0 [all|build|runtime|test|image] [--list]" >&2; exit 2 ;;
 esac
+if [ "$list" = --list ]; then
+    # shellcheck disable=SC2086
+    printf '%s\n' $want
+    exit 0
+fi
 
 missing=""
 for p in $want; do

@@ -789,5 +789,14 @@ int va_cfg_print_example(FILE *out)
             cfg_env_value(out, v->def);
         fputc('\n', out);
     }
+    /* Read by docker-compose.yml, not by the daemon: a comment, so that the file
+     * keeps exactly the table's variables. */
+    fputs("\n# --- Docker Compose (docker-compose.yml reads this; the daemon does not) ---\n"
+          "\n"
+          "# Token of the Cloudflare tunnel that the cloudflared container runs: Zero\n"
+          "# Trust dashboard, Networks, Tunnels, your tunnel, the value after --token in\n"
+          "# the install command. Uncomment and paste it (README.md, Run with Docker).\n"
+          "# CLOUDFLARE_TUNNEL_TOKEN=\n",
+          out);
     return ferror(out) ? -EIO : 0;
 }
