@@ -69,7 +69,8 @@ fake_server silent
 hc HOST=127.0.0.1 PORT="$FAKE_PORT"
 assert_eq 1 "$HC_RC" "silent peer: exit code"
 assert_contains "$HC_OUT" "timed out" "silent peer: timeout named"
-[ "$HC_MS" -ge 1900 ] && [ "$HC_MS" -lt 4000 ] && ok || fail "silent peer: ${HC_MS} ms, expected ~2000"
+# at least the 2 s bound; the ceiling is loose: a loaded machine stretches wall time
+[ "$HC_MS" -ge 1900 ] && [ "$HC_MS" -lt 15000 ] && ok || fail "silent peer: ${HC_MS} ms, expected ~2000"
 kill "$FAKE_PID"
 wait "$FAKE_PID" 2>/dev/null
 
