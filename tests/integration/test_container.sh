@@ -19,29 +19,30 @@ fi
 RUNTIME=$("$VA_ROOT/scripts/install-deps.sh" runtime --list)
 assert_contains "$RUNTIME" "ca-certificates" "runtime installs ca-certificates (wss:// to OpenAI, https:// to Supabase)"
 
-# owner PATH: the Debian package that installed PATH (merged /usr or not).
-owner() {
-    local o
-    o=$(dpkg -S "$(readlink -f "$1")" 2>/dev/null || dpkg -S "$1" 2>/dev/null)
-    printf '%s\n' "$o" | head -n 1 | cut -d: -f1
-}
-
-# every library ldd resolves, with its package
-: >"$T/libs"
+# every library ldd resolves, and the lws event-loop plugin, which lws dlopens as
+# libwebsockets-evlib_uv.so from its library directory
 ldd "$BIN" >"$T/ldd" || fail "ldd $BIN"
 if grep -q "not found" "$T/ldd"; then fail "unresolved libraries: $(grep 'not found' "$T/ldd")"; else ok; fi
-awk '/=>/ && $3 ~ /^\// {print $1, $3}' "$T/ldd" | while read -r soname path; do
-    printf '%s %s %s\n' "$soname" "$path" "$(owner "$path")" >>"$T/libs"
-done
-[ -s "$T/libs" ] && ok || fail "ldd listed no libraries"
-# the lws event-loop plugin: lws dlopens libwebsockets-evlib_uv.so from its library dir
+awk '/=>/ && $3 ~ /^\// {print $1, $3}' "$T/ldd" >"$T/sonames"
+[ -s "$T/sonames" ] && ok || fail "ldd listed no libraries"
 plugin=$(ls /usr/lib/*/libwebsockets-evlib_uv.so /lib/*/libwebsockets-evlib_uv.so 2>/dev/null | head -n 1)
 if [ -n "$plugin" ]; then
     ok
-    printf 'libwebsockets-evlib_uv.so %s %s\n' "$plugin" "$(owner "$plugin")" >>"$T/libs"
+    echo "libwebsockets-evlib_uv.so $plugin" >>"$T/sonames"
 else
     fail "libwebsockets-evlib_uv.so not found (lws cannot use libuv without it)"
 fi
+# Their packages, in one dpkg -S (it reads the whole database each time): a path as ldd
+# gives it and as it resolves, since merged /usr puts /lib under /usr/lib.
+while read -r _ path; do
+    printf '%s\n%s\n' "$path" "$(readlink -f "$path")"
+done <"$T/sonames" | sort -u >"$T/paths"
+dpkg -S $(cat "$T/paths") 2>/dev/null | sed 's/^\([^:]*\)\(:[^:]*\)\{0,1\}: /\1 /' >"$T/owners"
+: >"$T/libs"
+while read -r soname path; do
+    pkg=$(awk -v a="$path" -v b="$(readlink -f "$path")" '$2 == a || $2 == b {print $1; exit}' "$T/owners")
+    printf '%s %s %s\n' "$soname" "$path" "$pkg" >>"$T/libs"
+done <"$T/sonames"
 # DT_NEEDED: what the binary names itself (the rest come with those packages)
 readelf -d "$BIN" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' >"$T/needed"
 
