@@ -7,6 +7,8 @@
 #                                        PGDATA= DATABASE_URL= lines (progress goes to stderr)
 #   scripts/pg-test.sh stop DIR          stop that cluster (DIR = PG_TEST_DIR or its PGDATA)
 #                                        and remove DIR
+#   scripts/pg-test.sh down DIR          stop its server, keep the cluster (an outage)
+#   scripts/pg-test.sh up DIR            start that server again on the same port
 # As root the cluster is owned by and runs as the `postgres` user (runuser). Auth is
 # trust on 127.0.0.1 and the socket only: never point this at anything but tests.
 set -euo pipefail
@@ -32,15 +34,42 @@ as_owner() {
     fi
 }
 
-stop_cluster() {
-    local dir=${1:?usage: pg-test.sh stop DIR}
+# cluster_dir CMD DIR: DIR (PG_TEST_DIR, or its PGDATA) once it is known to be ours.
+cluster_dir() {
+    local dir=${2:?usage: pg-test.sh $1 DIR}
     [ -f "$dir/PG_VERSION" ] && dir=$(dirname "$dir") # PGDATA given
-    [ -d "$dir/data" ] || die "stop: $dir is not a pg-test cluster directory"
-    [ -f "$dir/.pg-test" ] || die "stop: $dir was not made by pg-test.sh; not touching it"
+    [ -d "$dir/data" ] || die "$1: $dir is not a pg-test cluster directory"
+    [ -f "$dir/.pg-test" ] || die "$1: $dir was not made by pg-test.sh; not touching it"
+    echo "$dir"
+}
+
+# server_start DIR PORT: the cluster's server on 127.0.0.1:PORT, its socket in DIR,
+# durability off (a test cluster).
+server_start() {
+    as_owner "$PGBIN/pg_ctl" start -D "$1/data" -w -t 30 -l "$1/postgres.log" \
+        -o "-p $2 -k $1 -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        >/dev/null 2>&1
+}
+
+stop_cluster() {
+    local dir
+    dir=$(cluster_dir stop "${1:-}")
     if [ -f "$dir/data/postmaster.pid" ]; then
         as_owner "$PGBIN/pg_ctl" stop -D "$dir/data" -m immediate -w -t 20 >/dev/null 2>&1 || true
     fi
     rm -rf "$dir"
+}
+
+down_cluster() {
+    local dir
+    dir=$(cluster_dir down "${1:-}")
+    as_owner "$PGBIN/pg_ctl" stop -D "$dir/data" -m fast -w -t 20 >/dev/null 2>&1 || die "down: pg_ctl stop failed"
+}
+
+up_cluster() {
+    local dir
+    dir=$(cluster_dir up "${1:-}")
+    server_start "$dir" "$(cat "$dir/port")" || { tail -n 20 "$dir/postgres.log" >&2; die "up: pg_ctl start failed"; }
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -65,15 +94,12 @@ start_cluster() {
     for try in 1 2 3 4 5 6 7 8; do
         port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
         port_free "$port" || continue
-        if as_owner "$PGBIN/pg_ctl" start -D "$dir/data" -w -t 30 -l "$dir/postgres.log" \
-            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-            >/dev/null 2>&1; then
-            break
-        fi
+        server_start "$dir" "$port" && break
         port=""
         echo "pg-test: start on a port failed (try $try), retrying" >&2
     done
     [ -n "$port" ] || { tail -n 20 "$dir/postgres.log" >&2 || true; die "could not start postgres"; }
+    echo "$port" >"$dir/port"
 
     export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
     psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'create database voice_agent' >&2
@@ -96,5 +122,7 @@ start_cluster() {
 case "${1:-start}" in
 start) start_cluster ;;
 stop) stop_cluster "${2:-}" ;;
-*) echo "usage: $0 [start] | $0 stop DIR" >&2; exit 2 ;;
+down) down_cluster "${2:-}" ;;
+up) up_cluster "${2:-}" ;;
+*) echo "usage: $0 [start] | $0 stop|down|up DIR" >&2; exit 2 ;;
 esac

@@ -7,7 +7,6 @@
 # is a "rejected" row. At the end every call is in `calls` exactly once.
 . "$(dirname "$0")/lib.sh"
 KEY=test-service-role-key-events-0123456789
-q() { psql -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
 field() { q "select $2 from calls where call_sid = '$1'"; }
 spooled() { find "$T/spool" -name '*.json' 2>/dev/null | wc -l; }
 # wait_for CMD EXPECTED [seconds]: polls until CMD prints EXPECTED

@@ -5,69 +5,26 @@
 # every failure, idempotency (same key -> first result, never credited twice; same key
 # with other arguments -> refused), 50 parallel redemptions of one single-use code and
 # 50 parallel retries of one key, auth and PostgREST error shapes, RLS/privileges.
-# Needs no daemon (ignores VA_BIN).
-set -u
-: "${VA_ROOT:=$(cd "$(dirname "$0")/../.." && pwd)}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/va-db.XXXXXX")
-PG_TEST_DIR=""
-PR_PID=""
-FAILS=0
-CHECKS=0
+# Starts no daemon, but lib.sh wants VA_BIN: alone, VA_BIN=build/test/voice-agent
+# tests/integration/test_db.sh.
+. "$(dirname "$0")/lib.sh"
 KEY=test-service-role-key-0123456789
 MIG="$VA_ROOT/supabase/migrations/20261125000000_voice_agent.sql"
 
-cleanup() {
-    if [ -n "$PR_PID" ]; then
-        kill "$PR_PID" 2>/dev/null
-        wait "$PR_PID" 2>/dev/null
-    fi
-    if [ -n "$PG_TEST_DIR" ]; then
-        "$VA_ROOT/scripts/pg-test.sh" stop "$PG_TEST_DIR" || true
-    fi
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
-ok() { CHECKS=$((CHECKS + 1)); }
-assert_eq() { if [ "$1" = "$2" ]; then ok; else fail "$3: expected [$1] got [$2]"; fi; }
-assert_contains() { case "$1" in *"$2"*) ok ;; *) fail "$3: [$2] not in [$1]" ;; esac; }
-
-# json_eq EXPECTED ACTUAL WHAT: the same JSON value (same keys, types and values; key
-# order is free: jsonb does not keep it).
-cat >"$T/jeq.js" <<'JS'
-const canon = (v) => Array.isArray(v) ? v.map(canon) : v && typeof v === "object"
-  ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])])) : v;
-try { process.exit(JSON.stringify(canon(JSON.parse(process.argv[2]))) ===
-                  JSON.stringify(canon(JSON.parse(process.argv[3]))) ? 0 : 1); }
-catch (e) { process.exit(1); }
-JS
-json_eq() {
-    if node "$T/jeq.js" "$1" "$2"; then ok; else fail "$3: expected $1 got [$2]"; fi
-}
-
-q() { psql -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
-
-# rpc FN JSON [curl args...]: sets CODE, BODY, HEADERS. Default headers: the key.
+# rpc FN JSON [--noauth] [curl args...]: http() POST of JSON to the fake PostgREST's FN,
+# with the key unless --noauth; sets CODE, BODY, HEADERS.
 rpc() {
     local fn=$1 data=$2
     shift 2
     local auth=(-H "apikey: $KEY" -H "Authorization: Bearer $KEY")
     [ "${1:-}" = --noauth ] && { auth=(); shift; }
-    CODE=$(curl -s -o "$T/body" -D "$T/h" -w '%{http_code}' -X POST \
-        -H 'Content-Type: application/json' "${auth[@]}" "$@" --data-binary "$data" "$BASE/rest/v1/rpc/$fn")
-    BODY=$(cat "$T/body")
-    HEADERS=$(tr -d '\r' <"$T/h")
+    http POST "/rest/v1/rpc/$fn" -H 'Content-Type: application/json' "${auth[@]}" "$@" --data-binary "$data"
 }
 redeem() { rpc redeem_voucher "{\"p_code\":\"$1\",\"p_member_id\":\"$2\",\"p_idempotency_key\":\"$3\"}"; }
 balance() { q "select balance from members where id = '$1'"; }
 
-start=$(date +%s.%N)
-
 # --- the cluster, the migration (applied by pg-test.sh), then applied again ---
-out=$("$VA_ROOT/scripts/pg-test.sh") || { echo "pg-test.sh failed" >&2; exit 1; }
-eval "$out"
-export PGHOST PGPORT PGUSER PGDATABASE
+pg_start
 [ -n "$PG_TEST_DIR" ] && [ -n "$DATABASE_URL" ] && ok || fail "pg-test.sh printed no cluster"
 psql -X -q -v ON_ERROR_STOP=1 -1 -f "$MIG" >"$T/mig2.log" 2>&1 && ok || fail "second apply: $(cat "$T/mig2.log")"
 # Once more with Supabase's roles present: the guarded revokes/grants run.
@@ -93,18 +50,8 @@ q "insert into members (id, balance, currency) values ('member_123', 1500, 'RWF'
      ('RACE', 2500, 'RWF', true, null), ('RETRY', 3000, 'RWF', true, null);" >/dev/null || fail "seed"
 
 # --- the fake PostgREST ---
-node "$VA_ROOT/tests/fakes/postgrest.js" --port 0 --database-url "$DATABASE_URL" --key "$KEY" \
-    --pool 60 >"$T/pr.out" 2>"$T/pr.err" &
-PR_PID=$!
-PR_PORT=""
-for _ in $(seq 1 100); do
-    PR_PORT=$(sed -n 's/^{"listening":\([0-9]*\)}$/\1/p' "$T/pr.out" | head -n 1)
-    [ -n "$PR_PORT" ] && break
-    kill -0 "$PR_PID" 2>/dev/null || break
-    sleep 0.05
-done
-[ -n "$PR_PORT" ] || { echo "fake postgrest did not start: $(cat "$T/pr.err")" >&2; exit 1; }
-BASE="http://127.0.0.1:$PR_PORT"
+pr_start "$KEY" --pool 60
+BASE=$PR_URL # for http()
 
 # --- get_member_balance ---
 rpc get_member_balance '{"p_member_id":"member_123"}'
@@ -209,7 +156,7 @@ fire() {
         curl -s -o "$1/$i" -w '%{http_code}' -X POST -H "apikey: $KEY" -H "Authorization: Bearer $KEY" \
             -H 'Content-Type: application/json' \
             --data-binary "{\"p_code\":\"$2\",\"p_member_id\":\"$3\",\"p_idempotency_key\":\"$key\"}" \
-            "$BASE/rest/v1/rpc/redeem_voucher" >"$1/$i.code" &
+            "$PR_URL/rest/v1/rpc/redeem_voucher" >"$1/$i.code" &
         CURLS="$CURLS $!"
     done
 }
@@ -245,22 +192,11 @@ assert_eq 1 "$(q "select count(*) from voucher_redemptions where idempotency_key
 assert_eq 51 "$(q "select count(*) from voucher_redemptions where code in ('RACE','RETRY')")" "stored results"
 
 # --- the fake stops cleanly; pg-test.sh stop leaves nothing ---
-kill "$PR_PID"
-wait "$PR_PID"
+pr_stop
 assert_eq 0 "$?" "fake postgrest exit code"
-PR_PID=""
 dir=$PG_TEST_DIR
 PG_TEST_DIR=""
 "$VA_ROOT/scripts/pg-test.sh" stop "$dir" && ok || fail "pg-test.sh stop"
 [ ! -e "$dir" ] && ok || fail "cluster dir left behind"
 pg_isready -q -h 127.0.0.1 -p "$PGPORT" && fail "postgres still answering" || ok
-
-secs=$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo "?")
-if [ "$FAILS" -ne 0 ]; then
-    echo "$(basename "$0"): $FAILS of $((CHECKS + FAILS)) checks failed" >&2
-    echo "--- fake postgrest stderr ---" >&2
-    cat "$T/pr.err" >&2 2>/dev/null
-    exit 1
-fi
-echo "$(basename "$0"): $CHECKS checks passed (${secs}s)"
-exit 0
+finish

@@ -6,64 +6,22 @@
 # test), driven with curl: a call's events in order and out of order, repeats, a rejected
 # call, Twilio status callbacks, 20 concurrent events, malformed, invalid and hostile
 # bodies (nothing written), auth, methods, and the database going away and coming back.
-# Needs no daemon (ignores VA_BIN).
-set -u
-: "${VA_ROOT:=$(cd "$(dirname "$0")/../.." && pwd)}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/va-edge.XXXXXX")
-PG_TEST_DIR=""
-DN_PID=""
-FAILS=0
-CHECKS=0
+# Starts no daemon, but lib.sh wants VA_BIN: alone, VA_BIN=build/test/voice-agent
+# tests/integration/test_edge_function.sh.
+. "$(dirname "$0")/lib.sh"
 KEY=test-service-role-key-edge-0123456789
-FN="$VA_ROOT/supabase/functions/call-webhook/index.ts"
-DENO="$VA_ROOT/tests/node/node_modules/.bin/deno"
-export DENO_DIR="$VA_ROOT/tests/node/.deno" DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 
-cleanup() {
-    if [ -n "$DN_PID" ]; then
-        kill "$DN_PID" 2>/dev/null
-        wait "$DN_PID" 2>/dev/null
-    fi
-    if [ -n "$PG_TEST_DIR" ]; then
-        "$VA_ROOT/scripts/pg-test.sh" stop "$PG_TEST_DIR" || true
-    fi
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
-ok() { CHECKS=$((CHECKS + 1)); }
-assert_eq() { if [ "$1" = "$2" ]; then ok; else fail "$3: expected [$1] got [$2]"; fi; }
-assert_contains() { case "$1" in *"$2"*) ok ;; *) fail "$3: [$2] not in [$1]" ;; esac; }
-
-# json_eq EXPECTED ACTUAL WHAT: the same JSON value (key order is free: jsonb drops it).
-cat >"$T/jeq.js" <<'JS'
-const canon = (v) => Array.isArray(v) ? v.map(canon) : v && typeof v === "object"
-  ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])])) : v;
-try { process.exit(JSON.stringify(canon(JSON.parse(process.argv[2]))) ===
-                  JSON.stringify(canon(JSON.parse(process.argv[3]))) ? 0 : 1); }
-catch (e) { process.exit(1); }
-JS
-json_eq() {
-    if node "$T/jeq.js" "$1" "$2"; then ok; else fail "$3: expected $1 got [$2]"; fi
-}
-
-q() { psql -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
 counts() { q "select (select count(*) from calls) || '/' || (select count(*) from call_events)"; }
 row() { q "select row_to_json(c)::text from calls c where call_sid = '$1'"; }
 
-# post FILE [--noauth] [curl args...]: POST the file (with the key unless --noauth);
-# sets CODE, BODY, HEADERS.
+# post FILE [--noauth] [curl args...]: http() POST of the file to the function, with the
+# key unless --noauth; sets CODE, BODY, HEADERS.
 post() {
     local file=$1
     shift
     local auth=(-H "Authorization: Bearer $KEY")
     [ "${1:-}" = --noauth ] && { auth=(); shift; }
-    CODE=$(curl -s -o "$T/body" -D "$T/h" -w '%{http_code}' -X POST \
-        "${auth[@]}" -H 'Content-Type: application/json' "$@" \
-        --data-binary "@$file" "$BASE/call-webhook")
-    BODY=$(cat "$T/body")
-    HEADERS=$(tr -d '\r' <"$T/h")
+    http POST /call-webhook "${auth[@]}" -H 'Content-Type: application/json' "$@" --data-binary "@$file"
 }
 # accept FILE CALL_SID DUPLICATE WHAT: POST, expect 200 and the exact answer.
 accept() {
@@ -78,16 +36,8 @@ reject() {
     [ -n "${4:-}" ] && assert_contains "$BODY" "$4" "$3: body"
 }
 
-# pg_owner CMD...: as the cluster's owner (postgres when we are root, as pg-test.sh does).
-pg_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-
-start=$(date +%s.%N)
-
 # --- the cluster: migrations applied by pg-test.sh, then again, then with the roles ---
-out=$("$VA_ROOT/scripts/pg-test.sh") || { echo "pg-test.sh failed" >&2; exit 1; }
-eval "$out"
-export PGHOST PGPORT PGUSER PGDATABASE
+pg_start
 [ -n "$PG_TEST_DIR" ] && [ -n "$DATABASE_URL" ] && ok || fail "pg-test.sh printed no cluster"
 apply_all() {
     local f
@@ -113,26 +63,10 @@ assert_eq 't|{"search_path=\"\""}' "$(q "select prosecdef, proconfig from pg_pro
     "security definer, search_path pinned"
 
 # --- the function: type check, then real Deno on a free loopback port ---
-[ -x "$DENO" ] || { echo "no deno at $DENO: run scripts/install-deps.sh test" >&2; exit 1; }
-(cd "$T" && "$DENO" check --cached-only --no-lock "$FN") >"$T/check.log" 2>&1 && ok ||
+(fn_deno check --cached-only --no-lock "$FN_SRC") >"$T/check.log" 2>&1 && ok ||
     { fail "deno check: $(cat "$T/check.log")"; echo "(run scripts/install-deps.sh test to cache the function's npm imports)" >&2; }
-DN_LOG="$T/deno.log"
-dn_start() {
-    (cd "$T" && exec env -i PATH="$PATH" HOME="$T" DENO_DIR="$DENO_DIR" DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 \
-        SUPABASE_DB_URL="$DATABASE_URL" SUPABASE_SERVICE_ROLE_KEY="$KEY" CALL_WEBHOOK_PORT=0 \
-        "$DENO" run --cached-only --no-lock --allow-net=127.0.0.1 --allow-env --allow-read "$FN") >>"$DN_LOG" 2>&1 &
-    DN_PID=$!
-    DN_PORT=""
-    for _ in $(seq 1 200); do
-        DN_PORT=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$DN_LOG" | head -n 1)
-        [ -n "$DN_PORT" ] && break
-        kill -0 "$DN_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    [ -n "$DN_PORT" ] || { echo "the function did not start:" >&2; cat "$DN_LOG" >&2; exit 1; }
-    BASE="http://127.0.0.1:$DN_PORT"
-}
-dn_start
+fn_start "$KEY"
+BASE="http://127.0.0.1:$FN_PORT" # for http()
 
 # --- the events, written as files by one node run ---
 mkdir -p "$T/ev"
@@ -289,7 +223,7 @@ assert_eq "$c_row" "$(row CA_C)" "C: calls row unchanged"
 PIDS=""
 for i in $(seq 1 10); do
     curl -s -o "$T/c2.$i" -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
-        --data-binary "@$T/ev/c2_started.json" "$BASE/call-webhook" &
+        --data-binary "@$T/ev/c2_started.json" "$FN_URL" &
     PIDS="$PIDS $!"
 done
 for p in $PIDS; do wait "$p"; done
@@ -332,7 +266,7 @@ PIDS=""
 for c in 1 2 3 4 5; do
     for s in 3 1 0 2; do
         curl -s -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
-            --data-binary "@$T/ev/p${c}_$s.json" "$BASE/call-webhook" >"$T/p.$c.$s" &
+            --data-binary "@$T/ev/p${c}_$s.json" "$FN_URL" >"$T/p.$c.$s" &
         PIDS="$PIDS $!"
     done
 done
@@ -382,7 +316,7 @@ const s = require("net").connect(+process.argv[1], "127.0.0.1", () => {
   for (let i = 0; i < 24; i++) s.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
 });
 let got = ""; s.on("data", (d) => { got += d; const m = /^HTTP\/1.1 (\d+)/.exec(got); if (m) { console.log(m[1]); process.exit(0); } });
-s.on("error", () => {}); setTimeout(() => { console.log("timeout"); process.exit(0); }, 5000);' "$DN_PORT" "$KEY")" "413 before the body ends"
+s.on("error", () => {}); setTimeout(() => { console.log("timeout"); process.exit(0); }, 5000);' "$FN_PORT" "$KEY")" "413 before the body ends"
 post "$T/ev/a_ended.json" -H 'Content-Type: text/plain'
 assert_eq 415 "$CODE" "text/plain"
 post "$T/ev/a_ended.json" -H 'Content-Type: application/json; charset=latin1'
@@ -399,48 +333,30 @@ assert_eq 401 "$CODE" "key less a byte"
 post "$T/ev/z_started.json" --noauth -H "Authorization: Basic $KEY"
 assert_eq 401 "$CODE" "Basic scheme"
 assert_contains "$BODY" '"ok":false' "401 body"
-CODE=$(curl -s -o "$T/body" -D "$T/h" -w '%{http_code}' -H "Authorization: Bearer $KEY" "$BASE/call-webhook")
+http GET /call-webhook -H "Authorization: Bearer $KEY"
 assert_eq 405 "$CODE" "GET"
-assert_contains "$(tr -d '\r' <"$T/h")" "Allow: POST" "405 Allow"
-CODE=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
-    --data-binary "@$T/ev/z_started.json" "$BASE/call-webhook")
+assert_contains "$HEADERS" "Allow: POST" "405 Allow"
+post "$T/ev/z_started.json" -X PUT
 assert_eq 405 "$CODE" "PUT"
 assert_eq "$snap" "$(counts)" "nothing written by any rejected request"
 assert_eq 0 "$(q "select count(*) from calls where call_sid in ('CA_BAD', 'CA_Z')")" "no bad call rows"
 
 # --- the database goes away: 5xx, never 2xx; back: the same event is stored ---
-pg_owner "$PGBIN/pg_ctl" stop -D "$PGDATA" -m fast -w -t 20 >/dev/null 2>&1 && ok || fail "stop postgres"
+"$VA_ROOT/scripts/pg-test.sh" down "$PG_TEST_DIR" && ok || fail "stop postgres"
 post "$T/ev/z_started.json"
 case "$CODE" in 5??) ok ;; *) fail "database down: expected 5xx, got $CODE $BODY" ;; esac
 assert_contains "$BODY" '"ok":false' "database down: body"
 post "$T/ev/z_started.json"
 case "$CODE" in 5??) ok ;; *) fail "database still down: expected 5xx, got $CODE" ;; esac
-pg_owner "$PGBIN/pg_ctl" start -D "$PGDATA" -w -t 30 -l "$PG_TEST_DIR/postgres.log" \
-    -o "-p $PGPORT -k $PG_TEST_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    >/dev/null 2>&1 && ok || fail "restart postgres"
+"$VA_ROOT/scripts/pg-test.sh" up "$PG_TEST_DIR" && ok || fail "restart postgres"
 accept z_started CA_Z false "Z after the database is back"
 accept z_started CA_Z true "Z retried"
 assert_eq "1|1" "$(q "select (select count(*) from call_events where call_sid = 'CA_Z'), (select count(*) from calls where call_sid = 'CA_Z')")" "Z: stored once"
 
 # --- logs: JSON lines with the event's fields, never the key ---
-assert_eq "" "$(node -e '
-const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean);
-const bad = lines.filter((l) => { try { const o = JSON.parse(l); return !o.ts || !o.level || !o.msg; } catch (e) { return true; } });
-console.log(bad.slice(0, 3).join("\n"));' "$DN_LOG")" "every log line is JSON"
-assert_contains "$(grep -F "$(cat "$T/ev/a_ended.id")" "$DN_LOG")" '"type":"call.ended","call_sid":"CA_A","outcome":"stored","status":200' "log line of a stored event"
-assert_contains "$(grep -F "$(cat "$T/ev/z_started.id")" "$DN_LOG" | head -n 1)" '"outcome":"db_error"' "log line of a database failure"
-assert_eq 0 "$(grep -c -F -e "$KEY" -e "${KEY%?}" "$DN_LOG")" "the key is never logged"
-
-kill "$DN_PID"
-wait "$DN_PID" 2>/dev/null
-DN_PID=""
-
-secs=$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo "?")
-if [ "$FAILS" -ne 0 ]; then
-    echo "$(basename "$0"): $FAILS of $((CHECKS + FAILS)) checks failed" >&2
-    echo "--- function log tail ---" >&2
-    tail -n 30 "$DN_LOG" >&2 2>/dev/null
-    exit 1
-fi
-echo "$(basename "$0"): $CHECKS checks passed (${secs}s)"
-exit 0
+check_log_json "$FN_LOG"
+assert_contains "$(grep -F "$(cat "$T/ev/a_ended.id")" "$FN_LOG")" '"type":"call.ended","call_sid":"CA_A","outcome":"stored","status":200' "log line of a stored event"
+assert_contains "$(grep -F "$(cat "$T/ev/z_started.id")" "$FN_LOG" | head -n 1)" '"outcome":"db_error"' "log line of a database failure"
+assert_eq 0 "$(grep -c -F -e "$KEY" -e "${KEY%?}" "$FN_LOG")" "the key is never logged"
+fn_stop
+finish

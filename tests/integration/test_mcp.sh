@@ -3,33 +3,15 @@
 # cluster, migrations applied) behind a PostgREST-compatible endpoint. The seed's legacy
 # tool.call examples over a plain WebSocket, and the official SDK over both transports.
 . "$(dirname "$0")/lib.sh"
-PG_TEST_DIR=""
-PR_PID=""
 SKEY=test-service-role-key-0123456789
-stop_db() {
-    [ -n "$PR_PID" ] && { kill "$PR_PID" 2>/dev/null; wait "$PR_PID" 2>/dev/null; }
-    [ -n "$PG_TEST_DIR" ] && "$VA_ROOT/scripts/pg-test.sh" stop "$PG_TEST_DIR" >/dev/null 2>&1
-    PR_PID=""
-    PG_TEST_DIR=""
-}
-trap 'stop_db; cleanup' EXIT
 
-set -a
-eval "$("$VA_ROOT/scripts/pg-test.sh" 2>"$T/pg.err")" || { cat "$T/pg.err" >&2; exit 1; }
-set +a
-psql -X -q -v ON_ERROR_STOP=1 -c "insert into members (id, balance, currency) values
+pg_start
+q "insert into members (id, balance, currency) values
   ('member_123', 1500, 'RWF'), ('member_456', 0, 'RWF');
   insert into vouchers (code, value, currency) values ('SAVE50', 5000, 'RWF'), ('WELCOME10', 1000, 'RWF');" >/dev/null
-node "$VA_ROOT/tests/fakes/postgrest.js" --port 0 --database-url "$DATABASE_URL" --key "$SKEY" \
-    >"$T/pr.out" 2>"$T/pr.err" &
-PR_PID=$!
-for _ in $(seq 1 100); do
-    PR_PORT=$(sed -n 's/^{"listening":\([0-9]*\)}$/\1/p' "$T/pr.out" | head -n 1)
-    [ -n "$PR_PORT" ] && break
-    sleep 0.05
-done
+pr_start "$SKEY"
 
-va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false
+va_start MCP_PORT=0 SUPABASE_URL=$PR_URL SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
 [ -n "$MCP_PORT" ] && ok || fail "mcp did not report its port"
 
@@ -62,7 +44,7 @@ assert_contains "$(printf '%s\n' "$out" | sed -n 1p)" '"success":true' "first re
 assert_contains "$(printf '%s\n' "$out" | sed -n 3p)" 'already redeemed' "another request id for a used code: already redeemed"
 out=$(legacy "$m125")
 assert_contains "$out" 'already redeemed' "the same id on another connection is another request"
-assert_eq 7500 "$(psql -X -t -A -c "select balance from members where id = 'member_123'")" "credited once"
+assert_eq 7500 "$(q "select balance from members where id = 'member_123'")" "credited once"
 out=$(legacy '{"id":"req_126","method":"tool.call","params":{"name":"redeem_voucher","args":{"code":"SAVE50","memberId":"member_456"}}}')
 assert_contains "$out" '"success":false' "another member: a failure result, not an error"
 assert_contains "$out" 'already redeemed' "with the reason"
@@ -103,7 +85,7 @@ espeak-ng -s 160 -w "$T/speech.wav" "What is my balance? My member number is one
 sox "$T/speech.wav" -r 8000 -c 1 -e mu-law -t raw "$T/speech.ulaw"
 rt_start --tool-call 'get_member_balance:{"memberId":"member_123"}'
 va_start_rt PUBLIC_WS_URL=wss://example.com/ws/twilio MCP_PORT=0 \
-    SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false
+    SUPABASE_URL=$PR_URL SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false
 out=$(node "$VA_ROOT/tests/fakes/twilio.js" --port "$VA_PORT" --audio "$T/speech.ulaw" --linger-ms 2500)
 assert_contains "$out" '"ok":true' "call with a tool call"
 rt_stop
@@ -118,7 +100,7 @@ va_stop
 
 # drain: a tool call in flight at SIGTERM completes and its POST is answered; one still held
 # at the drain deadline gets 503 (never a dropped connection)
-psql -X -q -v ON_ERROR_STOP=1 -c "insert into vouchers (code, value, currency) values
+q "insert into vouchers (code, value, currency) values
   ('HOLD1', 100, 'RWF'), ('HOLD2', 100, 'RWF');" >/dev/null
 hold_row() { # code seconds: keep the voucher row locked, so redeem_voucher waits
     psql -X -q -c "begin; select 1 from vouchers where code = '$1' for update; select pg_sleep($2); commit;" >/dev/null 2>&1 &
@@ -132,7 +114,7 @@ post_redeem() { # code outfile: a legacy tool.call over HTTP, status then body
     POST_PID=$!
     sleep 0.3
 }
-va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false DRAIN_TIMEOUT_S=10
+va_start MCP_PORT=0 SUPABASE_URL=$PR_URL SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false DRAIN_TIMEOUT_S=10
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
 hold_row HOLD1 2
 post_redeem HOLD1 "$T/drain1"
@@ -141,7 +123,7 @@ va_reap
 wait "$POST_PID" "$HOLD_PID"
 assert_eq 200 "$(cat "$T/drain1")" "drain: the POST in flight at SIGTERM is answered"
 assert_contains "$(cat "$T/drain1.body")" '"success":true' "drain: its redemption went through"
-va_start MCP_PORT=0 SUPABASE_URL=http://127.0.0.1:$PR_PORT SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false DRAIN_TIMEOUT_S=1
+va_start MCP_PORT=0 SUPABASE_URL=$PR_URL SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false DRAIN_TIMEOUT_S=1
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
 hold_row HOLD2 4
 post_redeem HOLD2 "$T/drain2"
@@ -158,7 +140,7 @@ assert_contains "$(cat "$T/drain2.body")" 'Server shutting down' "with a JSON-RP
 assert_eq 1 "$(log_has '"msg":"drain deadline reached"')" "deadline logged"
 
 # with MCP_AUTH_TOKEN: no token, no service
-va_start MCP_PORT=0 MCP_AUTH_TOKEN=mcp-token-abcdef123456 SUPABASE_URL=http://127.0.0.1:$PR_PORT \
+va_start MCP_PORT=0 MCP_AUTH_TOKEN=mcp-token-abcdef123456 SUPABASE_URL=$PR_URL \
     SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false MCP_ALLOWED_ORIGINS="http://localhost:6274, http://ok.example"
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
