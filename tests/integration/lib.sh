@@ -218,6 +218,33 @@ pg_start() {
 # first error.
 q() { psql -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
 
+# hold_voucher CODE SECONDS: a background session (application_name "va_hold CODE") locks
+# voucher CODE's row for SECONDS, so redeeming CODE waits in the database; returns once the
+# lock is held (or fails a check). Sets HOLD_PID; pg_terminate_backend ends it early.
+hold_voucher() {
+    PGAPPNAME="va_hold $1" psql -X -q -c "begin; select 1 from vouchers where code = '$1' for update;
+        select pg_sleep($2); commit;" >/dev/null 2>&1 &
+    HOLD_PID=$!
+    for _ in $(seq 1 200); do
+        [ "$(q "select count(*) from pg_stat_activity where application_name = 'va_hold $1' and wait_event = 'PgSleep'")" = 1 ] &&
+            return 0
+        sleep 0.05
+    done
+    fail "the lock holder of voucher $1 did not start"
+}
+
+# pg_lock_waiters N: waits (10 s at most) until N sessions of the database wait on a lock;
+# prints how many do.
+pg_lock_waiters() {
+    local waiting=0
+    for _ in $(seq 1 200); do
+        waiting=$(q "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()")
+        [ "$waiting" -ge "$1" ] && break
+        sleep 0.05
+    done
+    echo "$waiting"
+}
+
 # pr_start KEY [options]: the fake PostgREST (tests/fakes/postgrest.js) on $DATABASE_URL
 # with service key KEY, on an ephemeral port, stderr in $PR_LOG; sets PR_PORT and PR_URL.
 pr_start() {

@@ -124,27 +124,10 @@ assert_contains "$BODY" '"code":"22004"' "null key SQLSTATE"
 # --- 50 parallel redemptions of one single-use code (50 keys), 50 parallel retries of ONE
 # key. To make them truly concurrent in the database, a psql session holds the voucher
 # row locked until all 50 requests are inside the function waiting, then lets go. ---
-# hold CODE: lock the voucher row in a background session (application_name va_hold).
-hold() {
-    PGAPPNAME=va_hold psql -X -q -c "begin; select 1 from vouchers where code = '$1' for update; select pg_sleep(60);" \
-        >/dev/null 2>&1 &
-    HOLD_PID=$!
-    for _ in $(seq 1 100); do
-        [ "$(q "select count(*) from pg_stat_activity where application_name = 'va_hold' and query like '%pg_sleep%'")" = 1 ] && return
-        sleep 0.05
-    done
-    fail "lock holder did not start"
-}
-# release N: wait until N backends wait on a lock, then end the holder's session.
+# release N: once N requests wait on the lock, end the holder's session (hold_voucher).
 release() {
-    local waiting=0
-    for _ in $(seq 1 200); do
-        waiting=$(q "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()")
-        [ "$waiting" -ge "$1" ] && break
-        sleep 0.05
-    done
-    assert_eq "$1" "$waiting" "requests waiting in the database at once"
-    q "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'va_hold'" >/dev/null
+    assert_eq "$1" "$(pg_lock_waiters "$1")" "requests waiting in the database at once"
+    q "select pg_terminate_backend(pid) from pg_stat_activity where application_name like 'va\_hold %'" >/dev/null
     wait "$HOLD_PID" 2>/dev/null
 }
 # fire DIR CODE MEMBER KEYPREFIX|-KEY: 50 curls in the background.
@@ -161,10 +144,10 @@ fire() {
     done
 }
 CURLS=""
-hold RACE
+hold_voucher RACE 60
 fire "$T/race" RACE member_race race-
 release 50
-hold RETRY
+hold_voucher RETRY 60
 fire "$T/retry" RETRY member_retry -retry-one
 release 50
 for p in $CURLS; do wait "$p"; done

@@ -102,21 +102,17 @@ va_stop
 # at the drain deadline gets 503 (never a dropped connection)
 q "insert into vouchers (code, value, currency) values
   ('HOLD1', 100, 'RWF'), ('HOLD2', 100, 'RWF');" >/dev/null
-hold_row() { # code seconds: keep the voucher row locked, so redeem_voucher waits
-    psql -X -q -c "begin; select 1 from vouchers where code = '$1' for update; select pg_sleep($2); commit;" >/dev/null 2>&1 &
-    HOLD_PID=$!
-    sleep 0.3
-}
-post_redeem() { # code outfile: a legacy tool.call over HTTP, status then body
+post_redeem() { # code outfile: a legacy tool.call over HTTP, status then body; returns once
+    # it waits in the database on the row hold_voucher locked
     curl -s -o "$2.body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
         --data "{\"id\":\"d1\",\"method\":\"tool.call\",\"params\":{\"name\":\"redeem_voucher\",\"args\":{\"code\":\"$1\",\"memberId\":\"member_456\"}}}" \
         "http://127.0.0.1:$MCP_PORT/mcp" >"$2" 2>/dev/null &
     POST_PID=$!
-    sleep 0.3
+    pg_lock_waiters 1 >/dev/null
 }
 va_start MCP_PORT=0 SUPABASE_URL=$PR_URL SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false DRAIN_TIMEOUT_S=10
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
-hold_row HOLD1 2
+hold_voucher HOLD1 2
 post_redeem HOLD1 "$T/drain1"
 kill -TERM "$VA_PID"
 va_reap
@@ -125,7 +121,7 @@ assert_eq 200 "$(cat "$T/drain1")" "drain: the POST in flight at SIGTERM is answ
 assert_contains "$(cat "$T/drain1.body")" '"success":true' "drain: its redemption went through"
 va_start MCP_PORT=0 SUPABASE_URL=$PR_URL SUPABASE_SERVICE_ROLE_KEY=$SKEY VOICE_AGENT_STORAGE_ENABLED=false DRAIN_TIMEOUT_S=1
 MCP_PORT=$(sed -n 's/.*"msg":"mcp listening".*"port":\([0-9]*\).*/\1/p' "$VA_LOG" | head -n 1)
-hold_row HOLD2 4
+hold_voucher HOLD2 4
 post_redeem HOLD2 "$T/drain2"
 kill -TERM "$VA_PID"
 sleep 0.3
