@@ -4,8 +4,12 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD := build/release
 TBUILD := build/test
+FBUILD := build/fuzz
+# make fuzz runs each libFuzzer target this long; make test, TEST_FUZZ_SECONDS (at most 10).
+FUZZ_SECONDS ?= 60
+TEST_FUZZ_SECONDS ?= 10
 
-.PHONY: all deps test-deps build build-test run test unit integration bench image clean format
+.PHONY: all deps test-deps build build-test build-fuzz run test unit integration fuzz fuzz-run bench image clean format
 
 all: build
 
@@ -27,18 +31,35 @@ build: deps $(BUILD)/CMakeCache.txt
 build-test: test-deps $(TBUILD)/CMakeCache.txt
 	cmake --build $(TBUILD) -j $(JOBS)
 
+$(FBUILD)/CMakeCache.txt:
+	CC=clang-14 cmake -S . -B $(FBUILD) -DVA_FUZZ=ON -DVA_TESTS=OFF
+
+build-fuzz: test-deps $(FBUILD)/CMakeCache.txt
+	cmake --build $(FBUILD) -j $(JOBS) --target fuzz_targets
+
 run: build
 	exec $(BUILD)/voice-agent
 
-test: deps build build-test
+test: deps build build-test build-fuzz
 	cd $(TBUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 unit: build-test
 	cd $(TBUILD) && ctest --output-on-failure -j $(JOBS) -L unit
 
 integration: build-test
 	cd $(TBUILD) && ctest --output-on-failure -j $(JOBS) -L integration
+
+# Each libFuzzer target for FUZZ_SECONDS on a scratch copy of its corpus (tests/fuzz/run.sh);
+# a crash fails, naming the input to copy into tests/fuzz/regressions/<name>/.
+fuzz: build-fuzz
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run:
+	@cd $(FBUILD) && rm -f run/*/summary && st=0 && \
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ctest -j $(JOBS) -L fuzz --timeout $$(($(FUZZ_SECONDS) + 300)) --output-on-failure || st=$$?; \
+	cat run/*/summary 2>/dev/null; exit $$st
 
 # N concurrent calls through the daemon and the fake Realtime over TLS (BENCH_CALLS,
 # BENCH_SECONDS); figures in docs/performance.md.

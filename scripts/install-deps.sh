@@ -19,6 +19,7 @@ build_pkgs="build-essential cmake pkg-config node-llhttp libuv1-dev libcjson-dev
 runtime_pkgs="libuv1 libcjson1 libssl3 libwebsockets17 libwebsockets-evlib-uv libwslay1
   libspeexdsp1 libcurl4 ca-certificates"
 test_pkgs="libcmocka-dev curl procps espeak-ng sox postgresql python3-prometheus-client"
+test_pkgs="$test_pkgs clang-14 libclang-rt-14-dev" # libFuzzer: tests/fuzz, make fuzz
 image_pkgs="podman runc debootstrap curl"
 
 case "$mode" in
