@@ -13,7 +13,8 @@
  *
  * Oracles besides the sanitizers: the same bytes fed at once and one byte per read
  * give the same requests and end the same way (a request never depends on where the
- * socket reads split), and every request stays within the configured bounds. */
+ * socket reads split), and every request stays within the configured bounds, both the
+ * defaults and small ones. */
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,9 +28,12 @@
 
 #include "fuzz.h"
 
-/* The defaults of HTTP_MAX_HEADER_BYTES and HTTP_MAX_BODY_BYTES. */
-#define HTTP_MAX_HEAD 8192
-#define HTTP_MAX_BODY 65536
+/* The defaults of HTTP_MAX_HEADER_BYTES and HTTP_MAX_BODY_BYTES, and small bounds that
+ * inputs of a few hundred bytes reach (the 431 and 413 paths). */
+struct http_limits {
+    uint32_t head, body;
+};
+static const struct http_limits HTTP_LIMITS[] = {{8192, 65536}, {256, 64}};
 /* ANSWER_MAX_PAIRS of src/twilio/answer.c */
 #define HTTP_MAX_PAIRS 256
 
@@ -113,15 +117,16 @@ static void http_route(const struct va_http_req *req)
 }
 
 /* One complete request: check its bounds, fold it into the outcome, route it. */
-static void http_answer(const struct va_http_reqparser *p, struct http_outcome *o, bool route)
+static void http_answer(const struct va_http_reqparser *p, const struct http_limits *lim,
+                        struct http_outcome *o, bool route)
 {
     struct va_http_header hdrs[VA_HTTP_MAX_HEADERS];
     struct va_http_req req;
     va_http_reqparser_request(p, &req, hdrs);
     FUZZ_CHECK(req.method != NULL);
     FUZZ_CHECK(req.nheaders <= VA_HTTP_MAX_HEADERS);
-    FUZZ_CHECK(p->head.len <= HTTP_MAX_HEAD && p->head_bytes <= HTTP_MAX_HEAD);
-    FUZZ_CHECK(req.body_len <= HTTP_MAX_BODY);
+    FUZZ_CHECK(p->head.len <= lim->head && p->head_bytes <= lim->head);
+    FUZZ_CHECK(req.body_len <= lim->body);
     FUZZ_CHECK(req.path_len <= req.target_len);
     FUZZ_CHECK(!req.query || req.path_len + 1 + req.query_len == req.target_len);
 
@@ -142,11 +147,11 @@ static void http_answer(const struct va_http_reqparser *p, struct http_outcome *
 }
 
 /* Feeds data[0, size) in pieces of `piece` bytes, each as conn_process() handles a read. */
-static void http_run(const uint8_t *data, size_t size, size_t piece, bool route,
-                     struct http_outcome *o)
+static void http_run(const uint8_t *data, size_t size, const struct http_limits *lim, size_t piece,
+                     bool route, struct http_outcome *o)
 {
     struct va_http_reqparser p;
-    va_http_reqparser_init(&p, HTTP_MAX_HEAD, HTTP_MAX_BODY);
+    va_http_reqparser_init(&p, lim->head, lim->body);
     memset(o, 0, sizeof(*o));
     o->hash = 0xcbf29ce484222325ull;
     o->end = HTTP_END_MORE;
@@ -176,7 +181,7 @@ static void http_run(const uint8_t *data, size_t size, size_t piece, bool route,
             off += used;
             if (r == VA_HTTP_NEED_MORE)
                 break;
-            http_answer(&p, o, route);
+            http_answer(&p, lim, o, route);
             idle = true;
             if (p.parser.upgrade || !llhttp_should_keep_alive(&p.parser)) {
                 o->end = HTTP_END_STOPPED;
@@ -190,12 +195,14 @@ static void http_run(const uint8_t *data, size_t size, size_t piece, bool route,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct http_outcome whole, bytewise;
-    http_run(data, size, size ? size : 1, true, &whole);
-    http_run(data, size, 1, false, &bytewise);
-    FUZZ_CHECK(whole.requests == bytewise.requests);
-    FUZZ_CHECK(whole.hash == bytewise.hash);
-    FUZZ_CHECK(whole.end == bytewise.end);
-    FUZZ_CHECK(whole.end != HTTP_END_STOPPED || whole.stopped_at == bytewise.stopped_at);
+    for (size_t i = 0; i < sizeof(HTTP_LIMITS) / sizeof(HTTP_LIMITS[0]); i++) {
+        struct http_outcome whole, bytewise;
+        http_run(data, size, &HTTP_LIMITS[i], size ? size : 1, i == 0, &whole);
+        http_run(data, size, &HTTP_LIMITS[i], 1, false, &bytewise);
+        FUZZ_CHECK(whole.requests == bytewise.requests);
+        FUZZ_CHECK(whole.hash == bytewise.hash);
+        FUZZ_CHECK(whole.end == bytewise.end);
+        FUZZ_CHECK(whole.end != HTTP_END_STOPPED || whole.stopped_at == bytewise.stopped_at);
+    }
     return 0;
 }
