@@ -71,30 +71,38 @@ static void mcp_fz_check_peek(const char *msg, size_t len)
     FUZZ_CHECK(memchr(pk.meta_version, '\0', sizeof(pk.meta_version)));
 }
 
-/* The id a single message must see echoed: 1 with *id (owned by root) for a request, 0 for
- * a JSON-RPC notification, -1 when the message is anything else (its answer, if any, has
- * no id to check). Parsed as mcp_handle() parses: strict UTF-8 without NUL, one value, no
- * trailing bytes but whitespace. */
-static int mcp_fz_expect_id(const char *msg, size_t len, cJSON **root, const cJSON **id)
+/* Parses msg as mcp_handle() does: strict UTF-8 without NUL, one value, nothing after it
+ * but whitespace. NULL when it would not. */
+static cJSON *mcp_fz_parse(const char *msg, size_t len)
 {
     const char *end = NULL;
-    *root = NULL;
     if (!len || !va_ws_utf8_valid(msg, len) || memchr(msg, '\0', len))
-        return -1;
+        return NULL;
     cJSON *v = cJSON_ParseWithLengthOpts(msg, len, &end, false);
     if (!v)
-        return -1;
-    *root = v;
+        return NULL;
     while (end < msg + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
         end++;
-    if (end != msg + len || !cJSON_IsObject(v))
+    if (end != msg + len) {
+        cJSON_Delete(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* What one request object must get: 1 with *id for a request (an answer echoing id), 0 for
+ * a JSON-RPC notification (no answer at all), -1 for anything else (an answer whose id, if
+ * any, is not checked). The legacy tool.call dialect exists outside batches only. */
+static int mcp_fz_expect(const cJSON *v, bool batch, const cJSON **id)
+{
+    if (!cJSON_IsObject(v))
         return -1;
     const cJSON *jv = cJSON_GetObjectItemCaseSensitive(v, "jsonrpc");
     const cJSON *method = cJSON_GetObjectItemCaseSensitive(v, "method");
     *id = cJSON_GetObjectItemCaseSensitive(v, "id");
     if (!cJSON_IsString(method))
         return -1;
-    bool legacy = !jv && strcmp(method->valuestring, "tool.call") == 0;
+    bool legacy = !batch && !jv && strcmp(method->valuestring, "tool.call") == 0;
     if (!legacy && !(cJSON_IsString(jv) && strcmp(jv->valuestring, "2.0") == 0))
         return -1;
     if (!*id)
@@ -113,24 +121,49 @@ static int mcp_fz_expect_id(const char *msg, size_t len, cJSON **root, const cJS
     return fits ? 1 : -1;
 }
 
-static void mcp_fz_check_answer(const char *msg, size_t len, const struct va_buf *out)
+/* Takes the first response of list (an array) whose id equals id out of it. */
+static bool mcp_fz_take(cJSON *list, const cJSON *id)
 {
-    cJSON *req = NULL;
-    const cJSON *id = NULL;
-    int kind = mcp_fz_expect_id(msg, len, &req, &id);
-    if (kind == 0)
-        FUZZ_CHECK(out->len == 0); /* never answer a notification, not even with an error */
-    if (kind == 1) {
-        FUZZ_CHECK(out->len > 0);
-        cJSON *ans = cJSON_ParseWithLength(out->data, out->len);
-        FUZZ_CHECK(ans != NULL);
-        const cJSON *aid = cJSON_GetObjectItemCaseSensitive(ans, "id");
-        if (!aid || !cJSON_Compare(aid, id, true))
-            fprintf(stderr, "id not echoed: %.*s -> %.*s\n", (int)len, msg, (int)out->len,
-                    out->data);
-        FUZZ_CHECK(aid && cJSON_Compare(aid, id, true));
-        cJSON_Delete(ans);
+    int i = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list)
+    {
+        if (cJSON_Compare(cJSON_GetObjectItemCaseSensitive(r, "id"), id, true)) {
+            cJSON_DeleteItemFromArray(list, i);
+            return true;
+        }
+        i++;
     }
+    return false;
+}
+
+/* A request is answered once, with its id; a notification never. In a batch: one response
+ * per element at most, each request's id among them. */
+static void mcp_fz_check_answer(const char *msg, size_t len, bool batch, const struct va_buf *out)
+{
+    cJSON *req = mcp_fz_parse(msg, len);
+    if (!req)
+        return;
+    cJSON *ans = out->len ? cJSON_ParseWithLength(out->data, out->len) : NULL;
+    FUZZ_CHECK(!out->len || ans);
+    const cJSON *id = NULL;
+    if (!batch) {
+        int kind = mcp_fz_expect(req, false, &id);
+        FUZZ_CHECK(kind != 0 || out->len == 0); /* not even with an error */
+        FUZZ_CHECK(kind != 1 ||
+                   cJSON_Compare(cJSON_GetObjectItemCaseSensitive(ans, "id"), id, true));
+    } else {
+        FUZZ_CHECK(cJSON_IsArray(req));
+        int nans = ans ? cJSON_GetArraySize(ans) : 0;
+        FUZZ_CHECK(nans <= cJSON_GetArraySize(req));
+        const cJSON *e;
+        cJSON_ArrayForEach(e, req)
+        {
+            if (mcp_fz_expect(e, true, &id) == 1)
+                FUZZ_CHECK(ans && mcp_fz_take(ans, id));
+        }
+    }
+    cJSON_Delete(ans);
     cJSON_Delete(req);
 }
 
@@ -175,8 +208,8 @@ static void mcp_fz_message(struct mcp_session *s, struct fz_tools *tools, const 
         FUZZ_CHECK(res->batch ? cJSON_IsArray(root) : cJSON_IsObject(root));
         cJSON_Delete(root);
     }
-    if (!overflow && !res->batch)
-        mcp_fz_check_answer(msg, len, &out);
+    if (!overflow)
+        mcp_fz_check_answer(msg, len, res->batch, &out);
     mcp_result_deinit(res);
     va_buf_deinit(&out);
 }
