@@ -9,7 +9,7 @@ FBUILD := build/fuzz
 FUZZ_SECONDS ?= 60
 TEST_FUZZ_SECONDS ?= 10
 
-.PHONY: all deps test-deps build build-test build-fuzz run test unit integration fuzz fuzz-run bench image clean format
+.PHONY: all deps test-deps build build-test build-fuzz run test unit integration fuzz fuzz-run bench image soak clean format
 
 all: build
 
@@ -70,6 +70,14 @@ bench: build test-deps
 # part of `make test`): scripts/image.sh, README "Run with Docker".
 image:
 	scripts/image.sh
+
+# The release daemon for SOAK_SECONDS (default 600) under waves of calls, hostile clients
+# and a Realtime service and Edge Function that keep failing (tests/soak/soak.sh); the
+# samples and the summary land in build/release/soak; figures in docs/soak.md.
+SOAK_SECONDS ?= 600
+soak: build test-deps
+	VA_BIN=$(CURDIR)/$(BUILD)/voice-agent SOAK_SECONDS=$(SOAK_SECONDS) \
+		SOAK_OUT=$(CURDIR)/$(BUILD)/soak tests/soak/soak.sh
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'include/*.h' 'tests/*.c')
