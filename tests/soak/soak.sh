@@ -73,7 +73,7 @@ soak_cleanup() {
     [ "${RT_HUNG:-0}" = 1 ] && kill -CONT "$RT_PID" 2>/dev/null
     for p in "${WAVE_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
     cp "$VA_LOG" "$SOAK_OUT/daemon.log" 2>/dev/null
-    cp "$T/fn.log" "$SOAK_OUT/fn.log" 2>/dev/null
+    cat "$T/fn-all.log" "$T/fn.log" >"$SOAK_OUT/fn.log" 2>/dev/null
     cleanup
 }
 trap soak_cleanup EXIT
@@ -135,6 +135,7 @@ fn_up() {
         return
     fi
     if [ "$FN_UP" = 1 ]; then return; fi
+    cat "$T/fn.log" >>"$T/fn-all.log" 2>/dev/null # fn_start starts its log afresh
     fn_start "$KEY"
     FN_UP=1
 }
@@ -473,6 +474,10 @@ console.log(`${calls} ${ok} ${upgraded} ${refusedUpgrade} ${refusedTwiml} ${clos
 read -r C_CALLS C_OK C_UPGRADED C_REFUSED_UP C_REFUSED_TWIML C_CLOSED_BY_DAEMON <"$T/clients"
 H_STARTS=$(wc -l <"$T/hostile.sids" 2>/dev/null || echo 0)
 HOSTILE_SUMMARY=$(cat "$T/hostile.out" 2>/dev/null)
+# the function's answers over all its lives: "duplicate" is a retry of an event that had
+# been committed (its answer lost to a timeout, a kill or a hang)
+FN_ANSWERS=$(cat "$T/fn-all.log" "$T/fn.log" 2>/dev/null | sed -n 's/.*"outcome":"\([a-z_]*\)".*/\1/p' |
+    sort | uniq -c | awk '{ printf "%s %s, ", $1, $2 }')
 
 {
     # at most ~60 rows on screen (every k-th load sample); the file has them all
@@ -497,6 +502,7 @@ HOSTILE_SUMMARY=$(cat "$T/hostile.out" 2>/dev/null)
     printf 'refused calls       %d rows with status rejected\n' "$REJECTED"
     printf 'events delivered    %s (stored in call_events: %s); delivery failures retried %s; dead-lettered %s; dropped %s\n' \
         "$DELIVERED" "$STORED" "$FAILURES" "$DEAD" "$DROPPED"
+    printf 'function answers    %s(its log, all restarts)\n' "$FN_ANSWERS"
     printf 'realtime connects failed  %s\n' "$RT_FAILS"
     printf 'faults injected     %d Realtime fake outages (SIGKILL, SIGTERM, SIGSTOP in turn), %d Edge Function outages (SIGSTOP, SIGKILL, SIGTERM in turn)\n' "$RT_FAULTS" "$FN_FAULTS"
     printf 'hostile clients     %s\n' "${HOSTILE_SUMMARY:-none}"
