@@ -322,7 +322,9 @@ while :; do
         sample
         NEXT_SAMPLE=$((t + SOAK_SAMPLE_S * 1000))
     fi
-    if [ "$t" -ge "$NEXT_WAVE" ] && [ "$(waves_running)" -lt "$SOAK_WAVES" ]; then
+    # no new wave in the last 5 s: a short call lasts about that, the wind-down would wait
+    if [ "$t" -ge "$NEXT_WAVE" ] && [ $((END - t)) -gt 5000 ] &&
+        [ "$(waves_running)" -lt "$SOAK_WAVES" ]; then
         wave
         NEXT_WAVE=$((t + (1 + RANDOM % SOAK_WAVE_GAP_S) * 1000))
     fi
@@ -368,7 +370,7 @@ if alive; then
     wait_idle "$SOAK_DRAIN_S" && ok ||
         fail "after $SOAK_DRAIN_S s: $LAST_ACTIVE calls still active, $LAST_DEPTH events spooled"
     PHASE=end
-    sleep 2
+    sleep 1
     sample
 fi
 END_RSS=${LAST_RSS:-0}
