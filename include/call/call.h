@@ -59,7 +59,10 @@ struct call_info {
 /* Jumps smaller than this are jitter, not lost audio. */
 #define CALL_MIN_GAP_FILL_MS 20
 
-/* rt may be NULL: no model (AUDIO_ECHO line checks). */
+/* rt may be NULL: no model (AUDIO_ECHO line checks). 0 with *out set: the call is on
+ * record (call.started), even when rt refuses to connect at once (its breaker open):
+ * then it is already failed and port->hangup() was asked, before call_open() returns.
+ * A negative code (resources) leaves nothing: no call, no event. */
 int call_open(struct call **out, struct va_ctx *ctx, const struct call_info *info,
               const struct call_tw_port *port, void *port_ud, const struct call_rt_port *rt,
               void *rt_ud);

@@ -821,8 +821,12 @@ int bridge_open(struct call *c)
     c->rt_connect_ns = uv_hrtime();
     err = c->rt->connect(c->rt_ud, c, &c->conn);
     if (err) {
+        /* Refused before any socket (the breaker opened since this stream's upgrade): the
+         * stream has started all the same, so the call is opened and put on record, and
+         * call_open() fails it at once (the caller hears the apology). */
         c->rt_state = CALL_RT_FAILED;
-        return err;
+        c->rt_refused = err;
+        return 0;
     }
     c->holds++;
     return 0;

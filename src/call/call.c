@@ -213,6 +213,11 @@ int call_open(struct call **out, struct va_ctx *ctx, const struct call_info *inf
                 VA_LBOOL("echo", c->echo), VA_LBOOL("model", rt != NULL));
     call_emit(c, "call.started");
     *out = c;
+    if (c->rt_refused) {
+        char why[96];
+        snprintf(why, sizeof(why), "realtime connect failed: %s", va_strerror(c->rt_refused));
+        call_fail(c, why); /* the port's hangup only asks for a close: c lives on */
+    }
     return 0;
 }
 

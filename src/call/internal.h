@@ -139,6 +139,7 @@ struct call {
 
     /* the Realtime session */
     enum call_rt_state rt_state;
+    int rt_refused;  /* the port refused to connect at open: the call fails once on record */
     void *conn;      /* current session */
     void *next_conn; /* rotation: the session replacing it */
     bool next_ready;

@@ -4,7 +4,8 @@
 # become one `calls` row (transcript, intent from the model, duration, status, Twilio's
 # status callback); with the function down nothing is lost and all arrives once it is
 # back; a daemon killed with SIGKILL replays its spool at the next start; a refused call
-# is a "rejected" row. At the end every call is in `calls` exactly once.
+# is a "rejected" row; a stream whose start comes after the Realtime breaker opened is a
+# "failed" row. At the end every call is in `calls` exactly once.
 . "$(dirname "$0")/lib.sh"
 KEY=test-service-role-key-events-0123456789
 field() { q "select $2 from calls where call_sid = '$1'"; }
@@ -133,8 +134,50 @@ assert_eq 200 "$CODE" "METRICS_TOKEN: with the token"
 assert_contains "$BODY" 'voice_agent_calls_total{outcome="rejected"} 1' "metrics: the rejected call"
 va_stop
 
+# 5. a stream upgraded while the Realtime breaker was closed whose start comes once it has
+#    opened (the soak found these: 1011 and no trace): the call is on record, failed
+rt_start --refuse-all
+daemon BREAKER_THRESHOLD=1 BREAKER_COOLDOWN_MS=600000
+node -e '
+const [root, port, go, sid] = process.argv.slice(1);
+const fs = require("fs");
+const WebSocket = require(root + "/tests/node/node_modules/ws");
+const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/twilio`);
+const mz = "MZ00000000000000000000000000000005";
+ws.on("open", () => {
+  const t = setInterval(() => {
+    if (!fs.existsSync(go)) return;
+    clearInterval(t);
+    ws.send(JSON.stringify({ event: "connected", protocol: "Call", version: "1.0.0" }));
+    ws.send(JSON.stringify({ event: "start", sequenceNumber: "1", streamSid: mz, start: {
+      accountSid: "AC00000000000000000000000000000005", streamSid: mz, callSid: sid,
+      tracks: ["inbound"], customParameters: { From: "+250788000005", To: "+15005550006", CallSid: sid },
+      mediaFormat: { encoding: "audio/x-mulaw", sampleRate: 8000, channels: 1 } } }));
+  }, 20);
+});
+ws.on("close", (code) => { console.log(code); process.exit(0); });
+setTimeout(() => { console.log("timeout"); process.exit(1); }, 20000);
+' "$VA_ROOT" "$VA_PORT" "$T/go" CA00000000000000000000000000000005 >"$T/late.out" 2>&1 &
+late=$!
+wait_for "log_has '\"msg\":\"stream connected\"'" 1 && ok || fail "the late stream did not connect"
+out=$(call CA00000000000000000000000000000006 --expect-daemon-close)
+assert_contains "$out" '"closeCode":1011' "call 6: the model refused, the call failed"
+http GET /ready
+assert_contains "$BODY" "realtime circuit open" "the breaker is open"
+touch "$T/go"
+wait "$late"
+assert_eq 1011 "$(cat "$T/late.out")" "the late stream is closed with 1011 (the apology)"
+wait_for "field CA00000000000000000000000000000005 status" failed && ok ||
+    fail "a start after the breaker opened: no failed row"
+assert_eq "realtime connect failed: invalid state" \
+    "$(field CA00000000000000000000000000000005 "meta->>'reason'")" "late stream: the reason"
+assert_eq 1 "$(log_has '"msg":"call started","callSid":"CA00000000000000000000000000000005"')" \
+    "late stream: logged as started"
+va_stop
+rt_stop
+
 # every call exactly once, and nothing left behind
-assert_eq 4 "$(q "select count(*) from calls")" "four calls, four rows"
+assert_eq 6 "$(q "select count(*) from calls")" "six calls, six rows"
 assert_eq 0 "$(q "select count(*) from (select call_sid from calls group by call_sid having count(*) > 1) d")" "no call twice"
 assert_eq 0 "$(spooled)" "spool empty"
 assert_eq 0 "$(wc -c <"$T/spool/dead-letter.jsonl")" "nothing dead-lettered"

@@ -16,6 +16,7 @@
 #include "call/internal.h"
 #include "core/config.h"
 #include "core/ctx.h"
+#include "core/err.h"
 #include "mcp/registry.h"
 #include "twilio/media.h"
 
@@ -396,6 +397,49 @@ static void test_realtime_close_fails_call(void **state)
     free(f);
 }
 
+static int rt_connect_refused(void *ud, struct call *c, void **conn)
+{
+    (void)ud;
+    (void)c;
+    (void)conn;
+    return VA_ESTATE; /* what the rtlink port says while its breaker is open */
+}
+
+static const struct call_rt_port rt_port_refusing = {rt_connect_refused, rt_send, rt_close};
+
+/* The breaker opened between a stream's upgrade and its start: the call must still be
+ * opened and put on record, failed at once, not dropped with no trace (soak finding). */
+static void test_connect_refused_at_open_fails_call(void **state)
+{
+    (void)state;
+    struct fake *f = calloc(1, sizeof(*f));
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    const char *kv[] = {"OPENAI_API_KEY", "sk-test", NULL};
+    char err[256];
+    assert_int_equal(va_cfg_load(&f->cfg, cfg_lookup, kv, err, sizeof(err)), 0);
+    va_log_init(&f->log, STDERR_FILENO, VA_LOG_ERROR);
+    f->ctx.loop = &f->loop;
+    f->ctx.cfg = &f->cfg;
+    f->ctx.log = &f->log;
+    f->ctx.calls = call_shared_new(1 << 20);
+    struct call_info info = {.stream_sid = "MZ1", .call_sid = "CA1"};
+    assert_int_equal(call_open(&f->call, &f->ctx, &info, &tw_port, f, &rt_port_refusing, f), 0);
+    assert_non_null(f->call);
+    assert_true(f->hung_up); /* Twilio plays the apology */
+    assert_string_equal(f->call->end_reason, "failed: realtime connect failed: invalid state");
+    uint8_t frame[160];
+    memset(frame, 0xff, sizeof(frame));
+    call_media_in(f->call, 0, frame, sizeof(frame)); /* media before the close: ignored */
+    assert_int_equal(f->nsent, 0);
+    call_end_failed(f->call, "socket closed (1011)"); /* no connection held: frees the call */
+    assert_int_equal(f->ctx.metrics.calls[VA_CALL_FAILED], 1);
+    call_shared_free(f->ctx.calls);
+    va_log_deinit(&f->log);
+    va_cfg_deinit(&f->cfg);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_no_barge_in_when_silent),
         cmocka_unit_test(test_transcript_cut_at_heard),
         cmocka_unit_test(test_realtime_close_fails_call),
+        cmocka_unit_test(test_connect_refused_at_open_fails_call),
         cmocka_unit_test(test_side_effect_waits_for_completed_response),
         cmocka_unit_test(test_side_effect_skipped_when_cancelled),
     };
