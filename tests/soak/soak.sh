@@ -398,6 +398,33 @@ else
 fi
 rt_stop
 
+# --- what the clients saw: the calls they sent a start for (simulated and hostile) ---
+node -e '
+const fs = require("fs");
+const dir = process.argv[1];
+let calls = 0, ok = 0, upgraded = 0, refusedUpgrade = 0, refusedTwiml = 0, closedByDaemon = 0;
+const sids = [];
+for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".out"))) {
+  for (const l of fs.readFileSync(`${dir}/${f}`, "utf8").split("\n")) {
+    if (!l.startsWith("{")) continue;
+    let r; try { r = JSON.parse(l); } catch (e) { continue; }
+    if (r.callSid === undefined) continue;            /* the aggregate line */
+    calls++;
+    if (r.ok) ok++;
+    if (r.upgradeStatus === 101) {
+      upgraded++;
+      sids.push(r.callSid); /* its start follows the 101 at once */
+    } else if (r.upgradeStatus) {
+      refusedUpgrade++;
+    }
+    if (r.errors.some((e) => e.includes("call refused"))) refusedTwiml++;
+    if (r.closedBy === "daemon" || r.closedBy === "tcp") closedByDaemon++;
+  }
+}
+fs.writeFileSync(process.argv[2], sids.map((s) => s + "\n").join(""));
+console.log(`${calls} ${ok} ${upgraded} ${refusedUpgrade} ${refusedTwiml} ${closedByDaemon}`);
+' "$T/waves" "$T/client.sids" >"$T/clients"
+read -r C_CALLS C_OK C_UPGRADED C_REFUSED_UP C_REFUSED_TWIML C_CLOSED_BY_DAEMON <"$T/clients"
 # --- every started call in `calls` exactly once, terminal; every event stored once ---
 sed -n 's/.*"msg":"call started".*"callSid":"\([^"]*\)".*/\1/p' "$VA_LOG" | sort >"$T/started"
 STARTED=$(wc -l <"$T/started")
@@ -405,6 +432,14 @@ STARTED_UNIQ=$(sort -u "$T/started" | wc -l)
 assert_eq "$STARTED" "$STARTED_UNIQ" "each call started once in the daemon's log"
 q "create table soak_started (call_sid text)"
 psql -X -q -v ON_ERROR_STOP=1 -c "\\copy soak_started from '$T/started'"
+# The clients' view, independent of the daemon's log: a stream that sent its start is a
+# call Twilio would have, whatever the daemon made of it.
+cat "$T/client.sids" "$T/hostile.sids" 2>/dev/null | sort -u >"$T/client-started"
+q "create table soak_client_started (call_sid text)"
+psql -X -q -v ON_ERROR_STOP=1 -c "\\copy soak_client_started from '$T/client-started'"
+CLIENT_STARTED=$(wc -l <"$T/client-started")
+CLIENT_MISSING=$(q "select count(*) from soak_client_started s where not exists (select 1 from calls c where c.call_sid = s.call_sid and c.status in ('completed', 'failed'))")
+NOT_LOGGED=$(comm -23 "$T/client-started" "$T/started" | wc -l)
 MISSING=$(q "select count(*) from soak_started s where not exists (select 1 from calls c where c.call_sid = s.call_sid)")
 DUPS=$(q "select count(*) from (select call_sid from calls group by call_sid having count(*) > 1) d")
 NONTERMINAL=$(q "select count(*) from calls c join soak_started s using (call_sid) where c.status is null or c.status not in ('completed', 'failed')")
@@ -418,6 +453,9 @@ assert_eq "$STARTED" "$ENDED" "calls started = calls ended in the daemon's log"
 assert_eq "$COMPLETED $FAILED $REJECTED" "$M_COMPLETED $M_FAILED $M_REJECTED" \
     "completed, failed, rejected: the rows against voice_agent_calls_total"
 assert_eq 0 "$MISSING" "started calls missing from calls"
+assert_eq 0 "$CLIENT_MISSING" "streams the clients started without a completed or failed row"
+[ "$CLIENT_MISSING" = 0 ] || q "select call_sid from soak_client_started s where not exists (select 1 from calls c where c.call_sid = s.call_sid) limit 5" >&2
+assert_eq 0 "$NOT_LOGGED" "streams the clients started that the daemon never logged as started"
 [ "$MISSING" = 0 ] || q "select call_sid from soak_started s where not exists (select 1 from calls c where c.call_sid = s.call_sid) limit 5" >&2
 assert_eq 0 "$DUPS" "call_sids with more than one row"
 assert_eq 0 "$NONTERMINAL" "started calls without a terminal status"
@@ -453,27 +491,6 @@ FD_DIFF=$(((END_FDS - END_FNC) - (BASE_FDS - BASE_FNC)))
 # most 4 transfers in flight: more than 16 would be connections nobody closes
 [ "$FNC_MAX" -le 16 ] && ok || fail "up to $FNC_MAX connections to the function (16 at most)"
 
-# --- what the clients saw ---
-node -e '
-const fs = require("fs");
-const dir = process.argv[1];
-let calls = 0, ok = 0, upgraded = 0, refusedUpgrade = 0, refusedTwiml = 0, closedByDaemon = 0;
-for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".out"))) {
-  for (const l of fs.readFileSync(`${dir}/${f}`, "utf8").split("\n")) {
-    if (!l.startsWith("{")) continue;
-    let r; try { r = JSON.parse(l); } catch (e) { continue; }
-    if (r.callSid === undefined) continue;            /* the aggregate line */
-    calls++;
-    if (r.ok) ok++;
-    if (r.upgradeStatus === 101) upgraded++;
-    else if (r.upgradeStatus) refusedUpgrade++;
-    if (r.errors.some((e) => e.includes("call refused"))) refusedTwiml++;
-    if (r.closedBy === "daemon" || r.closedBy === "tcp") closedByDaemon++;
-  }
-}
-console.log(`${calls} ${ok} ${upgraded} ${refusedUpgrade} ${refusedTwiml} ${closedByDaemon}`);
-' "$T/waves" >"$T/clients"
-read -r C_CALLS C_OK C_UPGRADED C_REFUSED_UP C_REFUSED_TWIML C_CLOSED_BY_DAEMON <"$T/clients"
 H_STARTS=$(wc -l <"$T/hostile.sids" 2>/dev/null || echo 0)
 HOSTILE_SUMMARY=$(cat "$T/hostile.out" 2>/dev/null)
 # the function's answers over all its lives: "duplicate" is a retry of an event that had
@@ -497,7 +514,8 @@ FN_ANSWERS=$(cat "$T/fn-all.log" "$T/fn.log" 2>/dev/null | sed -n 's/.*"outcome"
     printf 'calls attempted     %d simulated + %d hostile streams with a start\n' "$C_CALLS" "$H_STARTS"
     printf '  upgraded (101)    %d; refused at the upgrade %d; apology TwiML %d\n' "$C_UPGRADED" "$C_REFUSED_UP" "$C_REFUSED_TWIML"
     printf '  ok for the fake   %d; closed by the daemon first %d\n' "$C_OK" "$C_CLOSED_BY_DAEMON"
-    printf 'calls started       %d (daemon log "call started")\n' "$STARTED"
+    printf 'calls started       %d (daemon log "call started"); %d by the clients (a start sent), %d of them not logged, %d without a row\n' \
+        "$STARTED" "$CLIENT_STARTED" "$NOT_LOGGED" "$CLIENT_MISSING"
     printf '  completed         %d\n' "$COMPLETED"
     printf '  failed            %d\n' "$FAILED"
     printf '  missing / dup / non-terminal rows  %d / %d / %d\n' "$MISSING" "$DUPS" "$NONTERMINAL"
