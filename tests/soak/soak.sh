@@ -19,8 +19,9 @@
 #     depth (/metrics), into samples.tsv.
 # Then: load stopped, both services up, the spool drained (bounded), and the checks: the
 # daemon never died and exits 0 on SIGTERM (no sanitizer report); every call whose stream
-# started (the daemon's "call started" lines) is in `calls` exactly once with a terminal
-# status; every event delivered is stored once; nothing dead-lettered; RSS and fds back.
+# started (the daemon's "call started" lines, and every stream a client sent a start on) is
+# in `calls` exactly once with a terminal status; every event delivered is stored once;
+# nothing dead-lettered; RSS and fds back.
 #
 # Environment (defaults are the full soak; test_soak.sh sets a light one):
 #   VA_BIN            the daemon (make soak: build/release/voice-agent)
