@@ -2,13 +2,20 @@
 # make bench: N concurrent simulated calls through the daemon (release build) and the fake
 # OpenAI Realtime over TLS (a throwaway CA), real-time paced, each caller speaking, waiting
 # for the reply and talking over it (barge-in). Prints the daemon's CPU per call-second, RSS
-# per call, barge-in reaction, what the load generators used, and what went wrong.
+# per call, added latency per direction, barge-in reaction, late frames, what the load
+# generators used, and what went wrong.
 #   BENCH_CALLS (200)  BENCH_SECONDS (30)  BENCH_BATCH_MS (20: INBOUND_BATCH_MS)
+#   BENCH_TWILIO_PROCS, BENCH_RT_WORKERS (1 per 300 calls, at most 8): load generator
+#   processes, so that node's one thread per process is not the limit
 #   VA_BIN (build/release/voice-agent)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 N=${BENCH_CALLS:-200}
 SECS=${BENCH_SECONDS:-30}
+auto=$(((N + 299) / 300))
+[ "$auto" -gt 8 ] && auto=8
+TWP=${BENCH_TWILIO_PROCS:-$auto}
+RTW=${BENCH_RT_WORKERS:-$auto}
 BIN=${VA_BIN:-$root/build/release/voice-agent}
 T=$(mktemp -d "${TMPDIR:-/tmp}/va-bench.XXXXXX")
 pids=()
@@ -38,7 +45,7 @@ sil() { head -c $(($1 * 8)) /dev/zero | tr '\0' '\377'; }
 } | head -c $((SECS * 8000)) >"$T/script.ulaw"
 
 node "$root/tests/fakes/realtime.js" --port 0 --key sk-bench --tls "$T/srv.pem" "$T/srv.key" \
-    --reply-ms 3000 --burst-factor 5 >"$T/rt.out" 2>"$T/rt.err" &
+    --reply-ms 3000 --burst-factor 5 --stamp "$T/st-rt" --workers "$RTW" >"$T/rt.out" 2>"$T/rt.err" &
 rt=$!
 pids+=("$rt")
 for _ in $(seq 1 100); do
@@ -61,30 +68,46 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 sleep 1
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, clock ticks
+# utime + stime in clock ticks of the given processes and their children (--workers)
+cpu() {
+    local p t=0
+    for p in "$@" $(pgrep -P "$(echo "$@" | tr ' ' ,)" || true); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+mono() { node -e 'process.stdout.write(String(process.hrtime.bigint()))'; } # CLOCK_MONOTONIC ns
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 rss_idle=$(rss "$d")
 
-node "$root/tests/fakes/twilio.js" --port "$port" --concurrency "$N" --audio "$T/script.ulaw" \
-    --timeout-ms $(((SECS + 60) * 1000)) >"$T/twilio.out" 2>"$T/twilio.err" &
-tw=$!
-pids+=("$tw")
+tws=()
+for p in $(seq 0 $((TWP - 1))); do
+    n=$(((N * (p + 1)) / TWP - (N * p) / TWP))
+    node "$root/tests/fakes/twilio.js" --port "$port" --concurrency "$n" --audio "$T/script.ulaw" \
+        --timeout-ms $(((SECS + 60) * 1000)) --stamp "$T/st-tw$p" --stamp-proc "$p" \
+        >"$T/twilio$p.out" 2>"$T/twilio$p.err" &
+    tws+=($!)
+    pids+=($!)
+done
 # steady window: from 5 s after the start to 3 s before the end
 warm=5
 sleep "$warm"
-c0=$(cpu "$d"); r0=$(cpu "$rt"); w0=$(cpu "$tw"); t0=$(date +%s%N)
+c0=$(cpu "$d"); r0=$(cpu "$rt"); w0=$(cpu "${tws[@]}"); t0=$(date +%s%N); m0=$(mono)
 active=$(grep -c '"msg":"session ready"' "$T/daemon.log" || true)
 sleep $((SECS - warm - 3))
-c1=$(cpu "$d"); r1=$(cpu "$rt"); w1=$(cpu "$tw"); t1=$(date +%s%N)
+m1=$(mono); c1=$(cpu "$d"); r1=$(cpu "$rt"); w1=$(cpu "${tws[@]}"); t1=$(date +%s%N)
 rss_busy=$(rss "$d")
-wait "$tw" || true
+for p in "${tws[@]}"; do wait "$p" || true; done
+kill -TERM "$rt" # it writes its stamps as it exits
+wait "$rt" || true
 
-node - "$T/daemon.log" "$T/twilio.out" "$N" "$SECS" "$hz" "$c0" "$c1" "$r0" "$r1" "$w0" "$w1" \
-    "$t0" "$t1" "$rss_idle" "$rss_busy" "$active" <<'JS'
+node - "$T" "$N" "$SECS" "$hz" "$c0" "$c1" "$r0" "$r1" "$w0" "$w1" \
+    "$t0" "$t1" "$rss_idle" "$rss_busy" "$active" "$m0" "$m1" "$TWP" "$RTW" <<'JS'
 const fs = require('fs');
-const [logf, twf, N, secs, hz, c0, c1, r0, r1, w0, w1, t0, t1, rssIdle, rssBusy, active] =
+const [dir, N, secs, hz, c0, c1, r0, r1, w0, w1, t0, t1, rssIdle, rssBusy, active, m0, m1, twp, rtw] =
   process.argv.slice(2);
+const logf = `${dir}/daemon.log`;
 const n = Number(N), wall = (Number(t1) - Number(t0)) / 1e9;
 const ms = (a, b) => (Number(b) - Number(a)) * 1000 / Number(hz);
 const lines = fs.readFileSync(logf, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -92,20 +115,59 @@ const react = lines.filter((l) => l.msg === 'barge-in').map((l) => l.reactUs).so
 const pct = (a, p) => (a.length ? a[Math.min(a.length - 1, Math.floor(a.length * p))] : NaN);
 const ended = lines.filter((l) => l.msg === 'call ended');
 const sum = (k) => ended.reduce((s, l) => s + (l[k] || 0), 0);
-const tw = fs.readFileSync(twf, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-const agg = tw[tw.length - 1];
+// the last line of each fake Twilio: its aggregate (or its one call)
+const aggs = [];
+for (let p = 0; p < Number(twp); p++) {
+  const tw = fs.readFileSync(`${dir}/twilio${p}.out`, 'utf8').trim().split('\n');
+  aggs.push(JSON.parse(tw[tw.length - 1]));
+}
+const twSum = (f) => aggs.reduce((s, a) => s + f(a), 0);
 const callSec = n * wall;
+
+// Added latency: a frame stamped by its sender (stamp.js) and found again by its receiver.
+// Frames sent in the steady window count; a sent frame never found is "missing".
+const f64 = (file) => {
+  if (!fs.existsSync(file)) return new Float64Array(0);
+  return new Float64Array(new Uint8Array(fs.readFileSync(file)).buffer);
+};
+function latency(senders, receivers) {
+  const lo = Number(m0), hi = Number(m1);
+  const sent = senders.map(f64);
+  const found = sent.map((a) => new Uint8Array(a.length));
+  const us = [];
+  for (const r of receivers.map(f64)) {
+    for (let i = 0; i + 1 < r.length; i += 2) {
+      const id = r[i], proc = Math.floor(id / 2 ** 27), k = id - proc * 2 ** 27;
+      const ts = sent[proc] && sent[proc][k];
+      if (!(ts >= lo && ts <= hi) || found[proc][k]) continue;
+      found[proc][k] = 1;
+      us.push((r[i + 1] - ts) / 1000);
+    }
+  }
+  let inWindow = 0;
+  sent.forEach((a) => a.forEach((ts) => { if (ts >= lo && ts <= hi) inWindow++; }));
+  us.sort((a, b) => a - b);
+  const q = (p) => (us.length ? +pct(us, p).toFixed(1) : null);
+  return { frames: us.length, missing: inWindow - us.length, p50: q(0.5), p99: q(0.99),
+    max: us.length ? +us[us.length - 1].toFixed(1) : null };
+}
+const range = (k, f) => Array.from({ length: Number(k) }, (_, i) => f(i));
+const inbound = latency(range(twp, (p) => `${dir}/st-tw${p}.sent`), range(rtw, (w) => `${dir}/st-rt.${w}.recv`));
+const outbound = latency(range(rtw, (w) => `${dir}/st-rt.${w}.sent`), range(twp, (p) => `${dir}/st-tw${p}.recv`));
 const out = {
-  calls: n, okCalls: agg.okCalls ?? (agg.ok ? 1 : 0), steadyWindowS: +wall.toFixed(1),
+  calls: n, okCalls: twSum((a) => a.okCalls ?? (a.ok ? 1 : 0)), steadyWindowS: +wall.toFixed(1),
   sessionsReadyAtWindowStart: Number(active),
   daemonCpuMsPerCallSecond: +(ms(c0, c1) / callSec).toFixed(4),
   daemonCpuCoreShare: +(ms(c0, c1) / 1000 / wall).toFixed(3),
   rssIdleKiB: Number(rssIdle), rssBusyKiB: Number(rssBusy),
   rssPerCallKiB: +((Number(rssBusy) - Number(rssIdle)) / n).toFixed(1),
+  inboundLatencyUs: inbound, outboundFirstFrameLatencyUs: outbound,
   bargeIns: react.length, bargeInReactUsP50: pct(react, 0.5), bargeInReactUsP99: pct(react, 0.99),
+  lateOutboundBytes: twSum((a) => a.lateBytes || 0), lateOutboundEvents: twSum((a) => a.lateEvents || 0),
   outboundBytesDropped: sum('outDropped'), inboundBytesDropped: sum('inDropped'),
   fakeRealtimeCoreShare: +(ms(r0, r1) / 1000 / wall).toFixed(3),
   fakeTwilioCoreShare: +(ms(w0, w1) / 1000 / wall).toFixed(3),
+  fakeTwilioProcs: Number(twp), fakeRealtimeWorkers: Number(rtw),
   errors: ended.filter((l) => !/^stop$/.test(l.reason)).length,
 };
 console.log(JSON.stringify(out, null, 1));

@@ -54,10 +54,18 @@
 //   --concurrency N        N independent calls at once, distinct call and stream SIDs
 //   --timeout-ms N         watchdog per call (default: audio length + 20 s)
 //   --verbose              progress on stderr
+//   --stamp PREFIX         benchmark stamps (tests/fakes/stamp.js): tag every caller frame
+//                          (its first 8 bytes) and record its send time; record when a
+//                          tagged model frame arrives; write PREFIX.sent and PREFIX.recv
+//                          at exit. --stamp-proc N (0-7): this process's id space (0)
+//   --play-tick-ms N       playback clock tick (5)
 //
 // Output: one JSON line per call on stdout,
 //   {"ok":bool,"closeCode":n,"closeReason":"...","sentFrames":n,"receivedBytes":n,
 //    "marksEchoed":n,"errors":[...], ...details}
+// "lateBytes"/"lateEvents": audio that was due while the playback FIFO was empty in the
+// middle of one item (starved between two marks of the same g<gen>:<item> prefix, the
+// daemon's mark names): frames that came too late to play on time.
 // and with --concurrency > 1 a last line aggregating them ("calls", "okCalls").
 // Exit code 0 when every call is ok, 1 otherwise, 2 on bad usage.
 'use strict';
@@ -68,6 +76,7 @@ const http = require('http');
 const path = require('path');
 
 const WebSocket = require(path.join(__dirname, '../node/node_modules/ws'));
+const { TAG_BYTES, writeTag, mono, Stamps } = require('./stamp.js');
 
 function loadSigner() {
   // The webhooks module alone loads in a third of the time of the whole package.
@@ -90,7 +99,8 @@ const SPEC = {
   'close-code': 'int', 'no-read': 'flag', 'no-read-after-ms': 'int',
   'expect-daemon-close': 'flag', out: 'str', 'call-sid': 'str', 'stream-sid': 'str',
   'account-sid': 'str', from: 'str', to: 'str', param: 'list', 'no-params': 'flag',
-  concurrency: 'int', 'timeout-ms': 'int', verbose: 'flag', help: 'flag',
+  concurrency: 'int', 'timeout-ms': 'int', verbose: 'flag', help: 'flag', stamp: 'str',
+  'stamp-proc': 'int', 'play-tick-ms': 'int',
 };
 
 function usage(msg) {
@@ -150,6 +160,9 @@ function parseArgs(argv) {
   o['linger-ms'] = o['linger-ms'] || 0;
   o['close-code'] = o['close-code'] || 1000;
   o.concurrency = o.concurrency || 1;
+  o['stamp-proc'] = o['stamp-proc'] || 0;
+  if (o['stamp-proc'] > 7) usage('--stamp-proc: 0 to 7');
+  o['play-tick-ms'] = o['play-tick-ms'] || 5;
   o.from = o.from || '+15551230000';
   o.to = o.to || '+15559870000';
   o.seed = o.seed !== undefined ? o.seed : crypto.randomBytes(4).readUInt32LE(0);
@@ -334,6 +347,10 @@ class Call {
     this.timedOut = false;
     this.socketErrors = [];
     this.paused = false;
+    this.starved = 0; // bytes due while the FIFO had no audio, since the last mark
+    this.lastMarkKey = null; // g<gen>:<item> of the last mark reached
+    this.lateBytes = 0;
+    this.lateEvents = 0;
   }
 
   log(msg) {
@@ -532,10 +549,13 @@ class Call {
 
   // --- step 3: what we send ---
 
-  send(msg) {
+  // stampId: a caller frame's stamp id (stamp.js), timed just before the write
+  send(msg, stampId) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     const m = this.o.shuffle ? shuffled(msg, this.rand) : msg;
-    this.ws.send(JSON.stringify(m));
+    const text = JSON.stringify(m);
+    if (stampId !== undefined) this.shared.stamps.sentAt(stampId, mono());
+    this.ws.send(text);
     this.sentMessages++;
     return true;
   }
@@ -598,13 +618,22 @@ class Call {
       this.sendDtmfDue(ts);
       let frame = audio.subarray(off, off + fb);
       if (frame.length < fb) frame = Buffer.concat([frame, Buffer.alloc(fb - frame.length, 0xff)]);
+      let stampId;
+      const stamps = this.shared.stamps;
+      if (stamps.on && fb >= TAG_BYTES) {
+        const scratch = this.shared.scratch || (this.shared.scratch = Buffer.alloc(fb));
+        frame.copy(scratch);
+        stampId = stamps.next();
+        writeTag(scratch, 0, stampId);
+        frame = scratch; // encoded below, before anything else can use it
+      }
       const sent = this.send({
         event: 'media',
         sequenceNumber: this.nextSeq(),
         media: { track: 'inbound', chunk: String(++chunk), timestamp: String(Math.round(ts)),
           payload: frame.toString('base64') },
         streamSid: this.streamSid,
-      });
+      }, stampId);
       if (!sent) break;
       this.sentFrames++;
       ts += frameMs;
@@ -622,6 +651,7 @@ class Call {
   // --- step 4: what the daemon sends, and playback ---
 
   onMessage(data, isBinary) {
+    const t = this.shared.stamps.on ? mono() : 0;
     this.receivedMessages++;
     if (this.stopSent) this.afterStop++;
     if (isBinary) {
@@ -663,6 +693,7 @@ class Call {
         return;
       }
       if (buf.length === 0 || buf.length % 160) this.oddPayloads++;
+      if (t) this.shared.stamps.scan(buf, t);
       this.receivedMedia++;
       this.receivedBytes += buf.length;
       if (this.received) this.received.push(buf);
@@ -685,7 +716,9 @@ class Call {
       this.clearedBytes += this.fifoBytes;
       this.fifo = [];
       this.fifoBytes = 0;
+      this.starved = 0;
       for (const x of marks) this.echoMark(x.mark);
+      this.lastMarkKey = null;
     }
   }
 
@@ -695,12 +728,27 @@ class Call {
       mark: { name } })) this.marksEchoed++;
   }
 
-  // Plays up to n bytes from the FIFO, echoing each mark reached.
+  // A mark reached by playback: the FIFO starved since the previous mark of the same item
+  // means frames of that item came late.
+  markReached(name) {
+    const colon = name.lastIndexOf(':');
+    const key = colon > 0 ? name.slice(0, colon) : null;
+    if (this.starved > 0 && key !== null && key === this.lastMarkKey) {
+      this.lateBytes += this.starved;
+      this.lateEvents++;
+    }
+    this.starved = 0;
+    this.lastMarkKey = key;
+  }
+
+  // Plays up to n bytes from the FIFO, echoing each mark reached; returns the bytes of n
+  // that found no audio.
   play(n) {
     while (this.fifo.length) {
       const head = this.fifo[0];
       if (head.mark !== undefined) {
         this.fifo.shift();
+        this.markReached(head.mark);
         this.echoMark(head.mark);
         continue;
       }
@@ -712,6 +760,7 @@ class Call {
       this.fifoBytes -= take;
       if (head.off === head.audio.length) this.fifo.shift();
     }
+    return n > 0 ? n : 0;
   }
 
   // Real-time playback clock: 8 bytes per elapsed ms; no credit banked while idle.
@@ -723,11 +772,15 @@ class Call {
       const t = now();
       credit += (t - last) * 8;
       last = t;
-      if (!this.fifoBytes) credit = 0;
+      if (!this.fifoBytes) {
+        this.starved += Math.floor(credit);
+        credit = 0;
+      }
       const n = Math.floor(credit);
       credit -= n;
-      this.play(n);
-    }, 5);
+      const short = this.play(n); // may reach a mark, which resets starved
+      this.starved += short;
+    }, this.o['play-tick-ms']);
   }
 
   // --- step 5: the end ---
@@ -870,6 +923,8 @@ class Call {
       queuedBytes: this.fifoBytes,
       oddPayloads: this.oddPayloads,
       afterStop: this.afterStop,
+      lateBytes: this.lateBytes,
+      lateEvents: this.lateEvents,
       durationMs: Math.round(now() - started),
       seed: o.seed,
     };
@@ -895,6 +950,8 @@ async function main() {
     accountSid: o['account-sid'] || sid('AC'),
     timeoutMs: o['timeout-ms'] || (o.fast ? 0 : audioMs) + o['linger-ms'] + 20000,
     signer: () => signer || (signer = loadSigner()),
+    stamps: new Stamps(o.stamp === undefined ? null : o.stamp, o['stamp-proc']),
+    scratch: null,
   };
   const calls = [];
   for (let i = 0; i < o.concurrency; i++) calls.push(new Call(i, o, shared));
@@ -913,10 +970,14 @@ async function main() {
       errors: results.flatMap((r) => r.errors.map((e) => `call ${r.call}: ${e}`)),
       calls: results.length,
       okCalls: results.filter((r) => r.ok).length,
+      lateBytes: sum('lateBytes'),
+      lateEvents: sum('lateEvents'),
+      clears: sum('clears'),
       seed: o.seed,
     }));
   }
   const ok = results.every((r) => r.ok);
+  shared.stamps.save();
   process.stdout.write(lines.join('\n') + '\n', () => process.exit(ok ? 0 : 1));
 }
 
