@@ -91,12 +91,19 @@ struct rt_client_cb {
  * VA_ECLOSED (rt_lws_close() was called). */
 int rt_client_open(struct rt_client **out, struct rt_lws *l, const struct rt_client_cfg *cfg,
                    const struct rt_client_cb *cb, void *ud);
+/* The longest client frame header: 2 bytes, a 64-bit length, the masking key. */
+#define RT_FRAME_HEAD_MAX 14
+/* Writes one final text frame as a client sends it (RFC 6455 5.2): header, key, and
+ * payload[0, len) masked with key; out holds len + RT_FRAME_HEAD_MAX bytes. Returns the
+ * frame's length. Pure. */
+size_t rt_ws_frame(unsigned char *out, const void *payload, size_t len, const unsigned char key[4]);
 /* Queues one text message (copied; must be UTF-8, not checked). 0; VA_ESTATE before
  * on_open; VA_ECLOSED once closing; VA_EFULL when rt_client_queued() + len would pass
- * max_queue (nothing queued, the connection stays up; the caller decides). Safe from
- * inside on_open and on_message. One message per lws writeable turn. */
+ * max_queue (nothing queued, the connection stays up; the caller decides); UV_EIO
+ * when OpenSSL's DRBG gives no masking key. Safe from
+ * inside on_open and on_message. What a loop turn queued leaves in one write. */
 int rt_client_send(struct rt_client *c, const char *data, size_t len);
-/* Bytes accepted by rt_client_send() and not yet handed to lws. */
+/* Payload bytes accepted by rt_client_send() and not yet handed to lws. */
 size_t rt_client_queued(const struct rt_client *c);
 /* Close handshake with code (1000-1003, 1007-1011, 3000-4999; else 1000 is sent) and
  * reason (may be NULL; cut to 123 bytes at a UTF-8 boundary); messages still queued are

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
@@ -54,6 +55,9 @@
 #define RT_SERV_BUF (16 * 1024)
 #define RT_RX_CHUNK 4096         /* lws's receive buffer per connection */
 #define RT_CLOSE_FLUSH_TICKS 200 /* 2 s */
+/* Framed bytes kept between flushes; a larger send buffer (a long session.update) is
+ * released once written. */
+#define RT_TX_KEEP (16 * 1024)
 
 /* RFC 6455 7.4.1 codes we send or report */
 #define RT_CLOSE_NORMAL 1000
@@ -68,13 +72,6 @@ enum rt_state {
     RT_CONNECTING, /* lws has the wsi: TCP, TLS, upgrade */
     RT_OPEN,       /* on_open has run (or is about to) */
     RT_DONE,       /* the outcome is fixed; waiting for handles before on_closed */
-};
-
-/* One queued message; buf holds LWS_PRE bytes of headroom for lws's frame header. */
-struct rt_msg {
-    struct rt_msg *next;
-    size_t len;
-    unsigned char buf[];
 };
 
 struct rt_client {
@@ -103,8 +100,10 @@ struct rt_client {
 
     struct va_buf rx;
     size_t max_message;
-    struct rt_msg *qhead, *qtail;
-    size_t queued, max_queue;
+    /* Messages framed by us (rt_ws_frame), in order, not yet handed to lws: one
+     * lws_write (one TLS record) per flush, whatever the loop turn queued. */
+    struct va_buf tx;
+    size_t queued, max_queue; /* payload bytes in tx, and their bound */
     struct rt_client *flush_next; /* on rt_lws.flush_head: messages queued this loop turn */
     bool flush_pending;
 
@@ -140,6 +139,10 @@ struct rt_lws {
      * for WRITEABLE instead costs two epoll_ctl per message (POLLOUT on, then off). */
     uv_check_t flush;
     struct rt_client *flush_head;
+    /* Masking keys (RFC 6455 5.3) from OpenSSL's DRBG, drawn 1 KiB at a time: lws
+     * would read 4 bytes of /dev/urandom per frame, one syscall per message. */
+    unsigned char keys[1024];
+    size_t keys_used;
     int handles; /* timer and flush: the last close callback reports on_closed */
     bool closing, destroy_armed, timer_closed; /* timer_closed: both handles */
     void (*on_closed)(void *ud);
@@ -325,15 +328,46 @@ static bool rt_header_value_ok(const char *s)
     return true;
 }
 
+/* ---- client frames (pure) ---- */
+
+size_t rt_ws_frame(unsigned char *out, const void *payload, size_t len, const unsigned char key[4])
+{
+    size_t h = 0;
+    out[h++] = 0x81; /* FIN, text */
+    if (len < 126) {
+        out[h++] = (unsigned char)(0x80 | len);
+    } else if (len <= 0xffff) {
+        out[h++] = 0x80 | 126;
+        out[h++] = (unsigned char)(len >> 8);
+        out[h++] = (unsigned char)len;
+    } else {
+        out[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            out[h++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    memcpy(out + h, key, 4);
+    h += 4;
+    const unsigned char *src = payload;
+    unsigned char *dst = out + h;
+    /* eight bytes at a time: the key repeats every 4, so the word is the key twice */
+    uint64_t k8;
+    unsigned char kk[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+    memcpy(&k8, kk, 8);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        w ^= k8;
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < len; i++)
+        dst[i] = src[i] ^ key[i & 3];
+    return h + len;
+}
+
 static void rt_queue_free(struct rt_client *c)
 {
-    struct rt_msg *m = c->qhead;
-    while (m) {
-        struct rt_msg *n = m->next;
-        free(m);
-        m = n;
-    }
-    c->qhead = c->qtail = NULL;
+    va_buf_deinit(&c->tx);
     c->queued = 0;
 }
 
@@ -610,17 +644,18 @@ static int rt_on_receive(struct rt_client *c, struct lws *wsi, const void *in, s
     return 0;
 }
 
-/* Hands the head message to lws; false when the write failed (a close is armed). */
-static bool rt_write_head(struct rt_client *c, struct lws *wsi)
+/* Hands every framed message to lws in one write; false when the write failed (a
+ * close is armed). The frames are complete, so lws sends them as they are
+ * (LWS_WRITE_HTTP: no framing of its own); what the socket does not take lws keeps and
+ * drains before the next WRITEABLE. */
+static bool rt_write_queued(struct rt_client *c, struct lws *wsi)
 {
-    struct rt_msg *m = c->qhead;
-    c->qhead = m->next;
-    if (!c->qhead)
-        c->qtail = NULL;
-    c->queued -= m->len;
-    /* lws keeps what the socket does not take and holds WRITEABLE until it drained */
-    int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-    free(m);
+    int n = lws_write(wsi, (unsigned char *)c->tx.data, c->tx.len, LWS_WRITE_HTTP);
+    c->queued = 0;
+    if (c->tx.cap > RT_TX_KEEP)
+        va_buf_deinit(&c->tx);
+    else
+        va_buf_reset(&c->tx);
     if (n < 0) {
         c->closing = true;
         c->fail_err = UV_EIO;
@@ -636,10 +671,9 @@ static bool rt_write_head(struct rt_client *c, struct lws *wsi)
 static void rt_on_writeable(struct rt_client *c, struct lws *wsi)
 {
     /* WRITEABLE also comes unasked; and never close from here (pitfall) */
-    if (c->state != RT_OPEN || c->closing || !c->qhead)
+    if (c->state != RT_OPEN || c->closing || !c->tx.len)
         return;
-    if (rt_write_head(c, wsi) && c->qhead)
-        lws_callback_on_writable(wsi);
+    rt_write_queued(c, wsi);
 }
 
 /* From the loop's check phase, outside any lws service. With nothing of ours left in
@@ -648,14 +682,12 @@ static void rt_on_writeable(struct rt_client *c, struct lws *wsi)
  * carries on with our queue. So only a partial write costs the POLLOUT round trip. */
 static void rt_client_flush(struct rt_client *c)
 {
-    if (c->state != RT_OPEN || c->closing || !c->wsi || !c->qhead)
+    if (c->state != RT_OPEN || c->closing || !c->wsi || !c->tx.len)
         return;
     /* lws is answering the peer's Close: leave the timing of writes to it */
-    while (!c->peer_closed && c->qhead && !lws_partial_buffered(c->wsi)) {
-        if (!rt_write_head(c, c->wsi))
-            return;
-    }
-    if (c->qhead)
+    if (!c->peer_closed && !lws_partial_buffered(c->wsi))
+        rt_write_queued(c, c->wsi);
+    else
         lws_callback_on_writable(c->wsi);
 }
 
@@ -852,6 +884,7 @@ int rt_lws_open(struct rt_lws **out, uv_loop_t *loop, struct va_log *log, const 
     /* before the context: creation itself logs */
     lws_set_log_level(LLL_ERR | LLL_WARN, rt_lws_log_emit);
     struct rt_lws *l = va_xcalloc(1, sizeof(*l));
+    l->keys_used = sizeof(l->keys); /* drawn at the first send */
     l->loop = loop;
     l->log = log;
     l->loops[0] = loop;
@@ -981,6 +1014,9 @@ int rt_client_open(struct rt_client **out, struct rt_lws *l, const struct rt_cli
     c->max_message = cfg->max_message ? cfg->max_message : RT_DEFAULT_MAX_MESSAGE;
     c->max_queue = cfg->max_queue ? cfg->max_queue : RT_DEFAULT_MAX_QUEUE;
     va_buf_init(&c->rx, c->max_message);
+    /* the bound is on payload bytes (queued); this one only caps the headers of
+     * tiny messages: 15 framed bytes per payload byte at worst */
+    va_buf_init(&c->tx, c->max_queue * 15 + 64);
     /* the loop's cached time may be far behind (we may run long after its last poll):
      * the timeout counts from now */
     uv_update_time(l->loop);
@@ -1023,16 +1059,17 @@ int rt_client_send(struct rt_client *c, const char *data, size_t len)
         return VA_ESTATE;
     if (len > c->max_queue - c->queued)
         return VA_EFULL;
-    struct rt_msg *m = va_xmalloc(sizeof(*m) + LWS_PRE + len);
-    m->next = NULL;
-    m->len = len;
-    if (len)
-        memcpy(m->buf + LWS_PRE, data, len);
-    if (c->qtail)
-        c->qtail->next = m;
-    else
-        c->qhead = m;
-    c->qtail = m;
+    struct rt_lws *l = c->l;
+    if (l->keys_used + 4 > sizeof(l->keys)) {
+        if (RAND_bytes(l->keys, (int)sizeof(l->keys)) != 1)
+            return UV_EIO; /* no entropy: nothing is sent with a guessable key */
+        l->keys_used = 0;
+    }
+    if (va_buf_reserve(&c->tx, len + RT_FRAME_HEAD_MAX))
+        return VA_EFULL;
+    c->tx.len += rt_ws_frame((unsigned char *)c->tx.data + c->tx.len, data, len,
+                             l->keys + l->keys_used);
+    l->keys_used += 4;
     c->queued += len;
     /* written from the check phase of this loop turn (rt_lws_on_flush) */
     if (!c->flush_pending) {
