@@ -57,7 +57,7 @@
 #define RT_CLOSE_FLUSH_TICKS 200 /* 2 s */
 /* Framed bytes kept between flushes; a larger send buffer (a long session.update) is
  * released once written. */
-#define RT_TX_KEEP (16 * 1024)
+#define RT_TX_KEEP 2048
 
 /* RFC 6455 7.4.1 codes we send or report */
 #define RT_CLOSE_NORMAL 1000

@@ -9,7 +9,9 @@
  * with a reason; every string of the event is terminated within its array; a decoded
  * payload equals its base64 re-encoded and decoded, decodes again into a buffer of
  * exactly its size, and is VA_ETOOBIG one byte short of it; every built message is
- * JSON and carries the peer's strings unchanged when they were valid UTF-8. The audio
+ * JSON and carries the peer's strings unchanged when they were valid UTF-8; the
+ * in-place media path and the cJSON path agree on the code and, for a media event, on
+ * every field and byte of audio (tw_check_same_path). The audio
  * buffer has exactly the room any payload of the message could need, on the heap, so
  * a write past it is an ASan report. */
 #include <stdbool.h>
@@ -134,6 +136,27 @@ static void tw_check_media(const struct tw_ev_media *m, const uint8_t *msg, size
     free(back);
 }
 
+/* tw_media_parse() (in place for compact media messages) against the cJSON path. */
+static void tw_check_same_path(const uint8_t *data, size_t size, int err, const struct tw_event *ev,
+                               const uint8_t *audio, size_t cap)
+{
+    struct tw_event *ref = malloc(sizeof(*ref));
+    uint8_t *ra = malloc(cap);
+    FUZZ_CHECK(ref && ra);
+    int rerr = tw_media_parse_json(ref, (const char *)data, size, ra, cap, NULL, 0);
+    FUZZ_CHECK(rerr == err && ref->type == ev->type);
+    if (!err && ev->type == TW_EV_MEDIA) {
+        FUZZ_CHECK(ref->has_seq == ev->has_seq && ref->seq == ev->seq);
+        FUZZ_CHECK(strcmp(ref->stream_sid, ev->stream_sid) == 0);
+        const struct tw_ev_media *a = &ev->media, *b = &ref->media;
+        FUZZ_CHECK(a->track == b->track && a->chunk == b->chunk && a->timestamp == b->timestamp);
+        FUZZ_CHECK(a->payload_len == b->payload_len && !a->payload == !b->payload);
+        FUZZ_CHECK(!a->payload_len || memcmp(audio, ra, a->payload_len) == 0);
+    }
+    free(ra);
+    free(ref);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* 17 KB: on the heap, as the stream keeps it, so ASan sees its edges */
@@ -144,6 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(ev && audio);
     char why[160];
     int err = tw_media_parse(ev, (const char *)data, size, audio, cap, why, sizeof(why));
+    tw_check_same_path(data, size, err, ev, audio, cap);
     if (err) {
         FUZZ_CHECK(err == VA_EPROTO || err == VA_ETOOBIG);
         FUZZ_CHECK(ev->type == TW_EV_NONE);

@@ -85,6 +85,32 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The cJSON-only parser gives what tw_media_parse() gave (its in-place media path
+ * included): the code, the reason, and for media every field and audio byte. */
+static void same_as_json(struct fx *f, const char *copy, size_t len, size_t cap, int err)
+{
+    struct tw_event *ref = malloc(sizeof(*ref));
+    uint8_t *audio = malloc(cap ? cap : 1);
+    char why[256];
+    assert_non_null(ref);
+    assert_non_null(audio);
+    assert_int_equal(tw_media_parse_json(ref, copy, len, audio, cap, why, sizeof(why)), err);
+    assert_int_equal(ref->type, f->ev.type);
+    assert_string_equal(why, f->why);
+    if (!err && ref->type == TW_EV_MEDIA) {
+        assert_int_equal(ref->seq, f->ev.seq);
+        assert_string_equal(ref->stream_sid, f->ev.stream_sid);
+        assert_int_equal(ref->media.track, f->ev.media.track);
+        assert_int_equal(ref->media.chunk, f->ev.media.chunk);
+        assert_int_equal(ref->media.timestamp, f->ev.media.timestamp);
+        assert_int_equal(ref->media.payload_len, f->ev.media.payload_len);
+        if (ref->media.payload_len)
+            assert_memory_equal(audio, f->audio, ref->media.payload_len);
+    }
+    free(audio);
+    free(ref);
+}
+
 /* Parses a copy of msg[0, len) of exactly len bytes (no terminator), so ASan sees any
  * read past the end. */
 static int parse_cap(struct fx *f, const char *msg, size_t len, size_t cap)
@@ -95,6 +121,7 @@ static int parse_cap(struct fx *f, const char *msg, size_t len, size_t cap)
         memcpy(copy, msg, len);
     memset(f->why, 'x', sizeof(f->why));
     int err = tw_media_parse(&f->ev, copy, len, f->audio, cap, f->why, sizeof(f->why));
+    same_as_json(f, copy, len, cap, err);
     free(copy);
     assert_non_null(memchr(f->why, '\0', sizeof(f->why)));
     if (err) {
@@ -1363,6 +1390,55 @@ static void test_round_trip(void **state)
     free(audio);
 }
 
+/* Media messages near the compact shape the in-place path reads: each parses (or fails)
+ * as cJSON alone would have it; parse_cap() compares the two. */
+static void test_media_shapes(void **state)
+{
+    struct fx *f = *state;
+    static const char *const ok[] = {
+        "{\"event\":\"media\",\"sequenceNumber\":\"2\",\"media\":{\"track\":\"inbound\","
+        "\"chunk\":\"1\",\"timestamp\":\"0\",\"payload\":\"/w==\"},\"streamSid\":\"MZ1\"}",
+        /* keys shuffled, unknown keys of every type, whitespace, an escape */
+        "{\"streamSid\":\"MZ1\",\"x\":\"y\",\"media\":{\"payload\":\"\",\"chunk\":\"07\","
+        "\"timestamp\":\"9\",\"track\":\"outbound_track\",\"z\":\"\"},\"event\":\"media\","
+        "\"sequenceNumber\":\"18446744073709551615\"}",
+        "{\"event\":\"media\",\"n\":1,\"sequenceNumber\":\"2\",\"media\":{\"track\":\"x\","
+        "\"chunk\":\"1\",\"timestamp\":\"0\",\"payload\":\"AAAA\",\"o\":{}},\"streamSid\":\"MZ1\"}",
+        " {\"event\" : \"media\",\"sequenceNumber\":\"2\",\"media\":{\"track\":\"inbound\","
+        "\"chunk\":\"1\",\"timestamp\":\"0\",\"payload\":\"AAAA\"},\"streamSid\":\"MZ\\u0031\"}\n",
+        /* duplicates: the first wins */
+        "{\"event\":\"media\",\"sequenceNumber\":\"2\",\"sequenceNumber\":\"x\",\"media\":"
+        "{\"track\":\"inbound\",\"chunk\":\"1\",\"timestamp\":\"0\",\"payload\":\"AAAA\"},"
+        "\"media\":1,\"streamSid\":\"MZ1\"}",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        assert_int_equal(parse(f, ok[i]), 0);
+        assert_int_equal(f->ev.type, TW_EV_MEDIA);
+    }
+    static const char *const bad[] = {
+        "{\"event\":\"media\",\"sequenceNumber\":\"\",\"media\":{\"track\":\"inbound\","
+        "\"chunk\":\"1\",\"timestamp\":\"0\",\"payload\":\"/w==\"},\"streamSid\":\"MZ1\"}",
+        "{\"event\":\"media\",\"sequenceNumber\":\"2\",\"media\":{\"track\":\"inbound\","
+        "\"chunk\":\"18446744073709551616\",\"timestamp\":\"0\",\"payload\":\"/w==\"},"
+        "\"streamSid\":\"MZ1\"}",
+        "{\"event\":\"media\",\"sequenceNumber\":\"2\",\"media\":{\"track\":\"inbound\","
+        "\"chunk\":\"1\",\"timestamp\":\"0\",\"payload\":\"/w=\"},\"streamSid\":\"MZ1\"}",
+        "{\"event\":\"media\",\"sequenceNumber\":\"2\",\"media\":{\"track\":\"inbound\","
+        "\"chunk\":\"1\",\"timestamp\":\"0\",\"payload\":\"/w==\"},\"streamSid\":\"\"}",
+        "{\"event\":\"media\",\"sequenceNumber\":\"2\",\"media\":{\"track\":\"inbound\","
+        "\"chunk\":\"1\",\"payload\":\"/w==\"},\"streamSid\":\"MZ1\"}",
+        "{\"event\":\"media\",\"sequenceNumber\":\"2\",\"media\":{\"track\":\"inbound\","
+        "\"chunk\":\"1\",\"timestamp\":\"0\",\"payload\":\"/w==\"},\"streamSid\":\"MZ1\"}x",
+        "{\"event\":\"media\",\"sequenceNumber\":\"2\",\"media\":{\"track\":\"inbound\","
+        "\"chunk\":\"1\",\"timestamp\":\"0\",\"payload\":\"/w==\"},\"streamSid\":\"MZ1\"",
+        "{\"event\":\"media\",\"sequenceNumber\":\"2\",\"media\":\"x\",\"streamSid\":\"MZ1\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_not_equal(parse(f, bad[i]), 0);
+    /* a payload one byte over the room: VA_ETOOBIG either way */
+    assert_int_equal(parse_cap(f, ok[2], strlen(ok[2]), 2), VA_ETOOBIG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1374,7 +1450,7 @@ int main(void)
         T(test_bad_base64),         T(test_base64_vectors), T(test_oversize_fields),
         T(test_custom_parameters),  T(test_64k_message),    T(test_malformed_json),
         T(test_truncated),          T(test_errbuf),         T(test_build_exact),
-        T(test_build_refuses),      T(test_round_trip),
+        T(test_build_refuses),      T(test_round_trip),     T(test_media_shapes),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
