@@ -112,7 +112,11 @@ static void bridge_flush_batch(struct call *c)
         rt_build_append(&c->ctx->calls->out, (const uint8_t *)c->in_batch.data, c->in_batch.len));
     if (err)
         c->in_dropped += c->in_batch.len;
-    va_buf_reset(&c->in_batch);
+    /* what piled up before the session was ready is not kept for a batch's worth */
+    if (c->in_batch.cap > 2 * c->batch_bytes + 64)
+        va_buf_deinit(&c->in_batch);
+    else
+        va_buf_reset(&c->in_batch);
 }
 
 /* Audio for the model in its format; batched; held (bounded, oldest dropped and
