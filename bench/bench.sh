@@ -94,9 +94,11 @@ done
 warm=5
 sleep "$warm"
 c0=$(cpu "$d"); r0=$(cpu "$rt"); w0=$(cpu "${tws[@]}"); t0=$(date +%s%N); m0=$(mono)
+curl -s "http://127.0.0.1:$port/metrics" >"$T/metrics0" || true
 active=$(grep -c '"msg":"session ready"' "$T/daemon.log" || true)
 sleep $((SECS - warm - 3))
 m1=$(mono); c1=$(cpu "$d"); r1=$(cpu "$rt"); w1=$(cpu "${tws[@]}"); t1=$(date +%s%N)
+curl -s "http://127.0.0.1:$port/metrics" >"$T/metrics1" || true
 rss_busy=$(rss "$d")
 for p in "${tws[@]}"; do wait "$p" || true; done
 kill -TERM "$rt" # it writes its stamps as it exits
@@ -152,6 +154,29 @@ function latency(senders, receivers) {
     max: us.length ? +us[us.length - 1].toFixed(1) : null };
 }
 const range = (k, f) => Array.from({ length: Number(k) }, (_, i) => f(i));
+// The daemon's own histograms over the window (/metrics at its two ends): from a message
+// in hand to its audio handed on. A percentile is the upper bound of its bucket.
+function daemonHist(name, labels) {
+  const read = (f) => {
+    const b = new Map();
+    if (!fs.existsSync(f)) return b;
+    for (const l of fs.readFileSync(f, 'utf8').split('\n')) {
+      const m = l.match(/^(\w+)_bucket\{(.*)le="([^"]+)"\} (\S+)$/);
+      if (m && m[1] === name && m[2] === labels) b.set(m[3], Number(m[4]));
+    }
+    return b;
+  };
+  const a = read(`${dir}/metrics0`), b = read(`${dir}/metrics1`);
+  const les = [...b.keys()];
+  const n = (b.get('+Inf') || 0) - (a.get('+Inf') || 0);
+  const q = (p) => {
+    for (const le of les)
+      if ((b.get(le) || 0) - (a.get(le) || 0) >= p * n) return le === '+Inf' ? null : Number(le) * 1e6;
+    return null;
+  };
+  return { count: n, p50AtMostUs: n ? q(0.5) : null, p99AtMostUs: n ? q(0.99) : null };
+}
+const lag = (files) => files.filter(fs.existsSync).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
 const inbound = latency(range(twp, (p) => `${dir}/st-tw${p}.sent`), range(rtw, (w) => `${dir}/st-rt.${w}.recv`));
 const outbound = latency(range(rtw, (w) => `${dir}/st-rt.${w}.sent`), range(twp, (p) => `${dir}/st-tw${p}.recv`));
 const out = {
@@ -162,6 +187,11 @@ const out = {
   rssIdleKiB: Number(rssIdle), rssBusyKiB: Number(rssBusy),
   rssPerCallKiB: +((Number(rssBusy) - Number(rssIdle)) / n).toFixed(1),
   inboundLatencyUs: inbound, outboundFirstFrameLatencyUs: outbound,
+  daemonAddedInUs: daemonHist('voice_agent_added_latency_seconds', 'direction="in",'),
+  daemonAddedOutUs: daemonHist('voice_agent_added_latency_seconds', 'direction="out",'),
+  daemonLoopTurnUs: daemonHist('voice_agent_loop_turn_seconds', ''),
+  fakeTwilioLoopDelayMs: lag(range(twp, (p) => `${dir}/st-tw${p}.lag`)),
+  fakeRealtimeLoopDelayMs: lag(range(rtw, (w) => `${dir}/st-rt.${w}.lag`)),
   bargeIns: react.length, bargeInReactUsP50: pct(react, 0.5), bargeInReactUsP99: pct(react, 0.99),
   lateOutboundBytes: twSum((a) => a.lateBytes || 0), lateOutboundEvents: twSum((a) => a.lateEvents || 0),
   outboundBytesDropped: sum('outDropped'), inboundBytesDropped: sum('inDropped'),

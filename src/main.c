@@ -45,6 +45,10 @@ struct main_state {
     struct mcp_server_info mcp_info;
     uv_signal_t sigterm, sigint;
     uv_timer_t drain_poll, drain_deadline;
+    /* before each poll: the turn that just ended, less its time in epoll (libuv's idle
+     * time), goes to the loop-turn histogram */
+    uv_prepare_t turn;
+    uint64_t turn_t, turn_idle;
     bool timers_open;
     int exit_code;
 };
@@ -117,6 +121,19 @@ static void main_stop(struct main_state *m)
     uv_close((uv_handle_t *)&m->sigint, main_on_closed_handle);
     uv_close((uv_handle_t *)&m->drain_poll, main_on_closed_handle);
     uv_close((uv_handle_t *)&m->drain_deadline, main_on_closed_handle);
+    uv_close((uv_handle_t *)&m->turn, main_on_closed_handle);
+}
+
+static void main_on_turn(uv_prepare_t *h)
+{
+    struct main_state *m = h->data;
+    uint64_t now = uv_hrtime();
+    uint64_t idle = uv_metrics_idle_time(h->loop);
+    if (m->turn_t && now - m->turn_t >= idle - m->turn_idle)
+        va_metrics_observe(&m->ctx.metrics, VA_H_LOOP_TURN,
+                           (double)((now - m->turn_t) - (idle - m->turn_idle)) / 1e9);
+    m->turn_t = now;
+    m->turn_idle = idle;
 }
 
 static bool main_work_left(const struct main_state *m)
@@ -240,6 +257,7 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
     int err = uv_loop_init(&loop);
     if (err)
         return err;
+    uv_loop_configure(&loop, UV_METRICS_IDLE_TIME);
     struct va_ctx *ctx = &m.ctx;
     ctx->loop = &loop;
     ctx->cfg = cfg;
@@ -330,7 +348,9 @@ static int main_run(const struct va_cfg *cfg, struct va_log *log)
     uv_signal_init(&loop, &m.sigint);
     uv_timer_init(&loop, &m.drain_poll);
     uv_timer_init(&loop, &m.drain_deadline);
-    m.sigterm.data = m.sigint.data = m.drain_poll.data = m.drain_deadline.data = &m;
+    uv_prepare_init(&loop, &m.turn);
+    m.sigterm.data = m.sigint.data = m.drain_poll.data = m.drain_deadline.data = m.turn.data = &m;
+    uv_prepare_start(&m.turn, main_on_turn);
     uv_signal_start(&m.sigterm, main_on_signal, SIGTERM);
     uv_signal_start(&m.sigint, main_on_signal, SIGINT);
 

@@ -21,6 +21,9 @@ enum va_hist_id {
     VA_H_ADDED_OUT,     /* seconds: a Realtime audio delta to its first frame written */
     VA_H_BARGE_IN,      /* seconds: speech_started to the clear written */
     VA_H_RT_CONNECT,    /* seconds: Realtime connect to session ready */
+    /* seconds: the work of one loop turn (everything but waiting in epoll); what a
+     * message that arrives during a turn waits, at most, before its own turn starts */
+    VA_H_LOOP_TURN,
     VA_H_COUNT,
 };
 

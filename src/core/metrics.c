@@ -20,6 +20,8 @@ static const double m_bounds[VA_H_COUNT][VA_HIST_BUCKETS] = {
     [VA_H_BARGE_IN] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005,
                        0.01, 0.025, 0.05, 0.1, 0.25},
     [VA_H_RT_CONNECT] = {0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 20},
+    [VA_H_LOOP_TURN] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005,
+                        0.01, 0.025, 0.05, 0.1, 0.25},
 };
 static const double m_tool_bounds[VA_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                       1,     2,    3,     5,    8,   10,   30};
@@ -186,6 +188,11 @@ int va_metrics_render(const struct va_metrics *m, const struct va_metrics_gauges
            "Realtime connection start to session ready.");
     m_hist(b, "voice_agent_realtime_connect_seconds", "", &m->hist[VA_H_RT_CONNECT],
            m_bounds[VA_H_RT_CONNECT]);
+    m_head(b, "voice_agent_loop_turn_seconds", "histogram",
+           "Work of one event-loop turn, waiting for events excluded: the longest a message "
+           "waits for the loop.");
+    m_hist(b, "voice_agent_loop_turn_seconds", "", &m->hist[VA_H_LOOP_TURN],
+           m_bounds[VA_H_LOOP_TURN]);
     m_one(b, "voice_agent_realtime_connect_failures_total", "counter",
           "Realtime connections that failed to open.", (double)m->rt_connect_failures);
     m_head(b, "voice_agent_realtime_errors_total", "counter", "Realtime error events, by code.");

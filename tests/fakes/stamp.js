@@ -15,9 +15,12 @@
 // frames from 0. Each process writes two files of little-endian float64 when it exits:
 //   PREFIX.sent  the send time (ns) of its frame n at index n
 //   PREFIX.recv  (id, receive time in ns) pairs for the frames it received
+// and PREFIX.lag, JSON: how late its own event loop ran (perf_hooks'
+// monitorEventLoopDelay, ms), the part of a stamp's delay that is the load generator's.
 'use strict';
 
 const fs = require('fs');
+const { monitorEventLoopDelay } = require('perf_hooks');
 
 const TAG_BYTES = 8;
 const MARKER = 0x70;
@@ -66,6 +69,8 @@ class Stamps {
     this.recv = new Float64Array(prefix ? 1 << 16 : 0);
     this.nRecv = 0;
     this.saved = false;
+    this.lag = prefix ? monitorEventLoopDelay({ resolution: 1 }) : null;
+    if (this.lag) this.lag.enable();
   }
 
   get on() {
@@ -100,6 +105,11 @@ class Stamps {
     const out = (a, n) => Buffer.from(a.buffer, a.byteOffset, n * 8);
     fs.writeFileSync(`${this.prefix}.sent`, out(this.sent, this.nSent));
     fs.writeFileSync(`${this.prefix}.recv`, out(this.recv, this.nRecv));
+    const ms = (ns) => +(ns / 1e6).toFixed(2);
+    const h = this.lag;
+    fs.writeFileSync(`${this.prefix}.lag`, JSON.stringify({
+      p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max),
+    }));
   }
 }
 
