@@ -53,7 +53,7 @@
 /* Entra ID bearer tokens reach a few KiB; the handshake is built in pt_serv_buf_size. */
 #define RT_AUTH_VALUE_MAX 8192
 #define RT_SERV_BUF (16 * 1024)
-#define RT_RX_CHUNK 4096         /* lws's receive buffer per connection */
+#define RT_RX_CHUNK 2048 /* lws's receive buffer per connection: a 100 ms delta in one */
 #define RT_CLOSE_FLUSH_TICKS 200 /* 2 s */
 /* Framed bytes kept between flushes; a larger send buffer (a long session.update) is
  * released once written. */
