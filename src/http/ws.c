@@ -61,7 +61,6 @@ enum ws_state {
 /* One uv_write: request and payload in one allocation, freed in its callback. */
 struct ws_write {
     uv_write_t req;
-    size_t len;
     char data[];
 };
 
@@ -425,31 +424,29 @@ static void ws_on_written(uv_write_t *req, int status)
     ws_proceed(ws);
 }
 
-/* Hands everything in ws->out to the socket: straight away when libuv holds nothing
- * of ours (no copy, no request, and no epoll_ctl: libuv 1.44 re-arms the watcher
- * after every completed uv_write), the rest to one uv_write (request and payload
- * together). ws_decide() after the flush sees what went. */
+/* Hands everything in ws->out to the socket: straight away when it takes it (no copy,
+ * no request, and no epoll_ctl: libuv 1.44 re-arms the watcher after every completed
+ * uv_write), the rest to one uv_write (request and payload together); uv_try_write
+ * says UV_EAGAIN while an earlier uv_write is pending, which keeps the order.
+ * ws_decide() after the flush sees what went. */
 static int ws_write_out(struct va_ws *ws)
 {
     const char *src = ws->out.data;
     size_t len = ws->out.len;
-    if (uv_stream_get_write_queue_size((const uv_stream_t *)&ws->tcp) == 0) {
-        uv_buf_t all = uv_buf_init(ws->out.data, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&ws->tcp, &all, 1);
-        if (n < 0 && n != UV_EAGAIN)
-            return n;
-        if (n > 0) {
-            src += n;
-            len -= (size_t)n;
-        }
-        if (!len) {
-            va_buf_reset(&ws->out);
-            return 0;
-        }
+    uv_buf_t all = uv_buf_init(ws->out.data, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&ws->tcp, &all, 1);
+    if (n < 0 && n != UV_EAGAIN)
+        return n;
+    if (n > 0) {
+        src += n;
+        len -= (size_t)n;
+    }
+    if (!len) {
+        va_buf_reset(&ws->out);
+        return 0;
     }
     struct ws_write *w = va_xmalloc(sizeof(*w) + len);
     memcpy(w->data, src, len);
-    w->len = len;
     w->req.data = ws;
     va_buf_reset(&ws->out);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
