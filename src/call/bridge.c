@@ -1,6 +1,7 @@
 /* src/call/bridge.c: a call's Realtime session: setup, caller audio in, agent audio
  * out paced by Twilio's mark echoes, barge-in, transcripts, session rotation.
  * See ../shared/reference/openai-realtime.md §2, §6 and twilio.md §5. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,7 +220,7 @@ static void bridge_mark_name(const struct call *c, const struct call_mark *m, ch
 
 static void bridge_send_mark(struct call *c, int item)
 {
-    if (c->mark_len == CALL_MARKS)
+    if (c->mark_len == c->marks_cap)
         return; /* the next one covers this audio too */
     struct call_mark m = {
         .gen = c->gen, .item = item, .item_ms = c->items[item].sent / 8, .total = c->gen_sent};
@@ -227,7 +228,7 @@ static void bridge_send_mark(struct call *c, int item)
     bridge_mark_name(c, &m, name, sizeof(name));
     if (c->port->send_mark(c->port_ud, name))
         return;
-    c->marks_q[(c->mark_head + c->mark_len) % CALL_MARKS] = m;
+    c->marks_q[(c->mark_head + c->mark_len) % c->marks_cap] = m;
     c->mark_len++;
     c->since_mark = 0;
 }
@@ -330,7 +331,7 @@ void bridge_mark(struct call *c, const char *name)
     size_t k = 0;
     char want[BRIDGE_MARK_NAME_MAX];
     for (; k < c->mark_len; k++) {
-        bridge_mark_name(c, &c->marks_q[(c->mark_head + k) % CALL_MARKS], want, sizeof(want));
+        bridge_mark_name(c, &c->marks_q[(c->mark_head + k) % c->marks_cap], want, sizeof(want));
         if (strcmp(want, name) == 0)
             break;
     }
@@ -345,7 +346,7 @@ void bridge_mark(struct call *c, const char *name)
         c->gen_heard = m->total;
         if (m->item_ms > it->heard_ms)
             it->heard_ms = m->item_ms;
-        c->mark_head = (c->mark_head + 1) % CALL_MARKS;
+        c->mark_head = (c->mark_head + 1) % c->marks_cap;
         c->mark_len--;
     }
     bridge_pump(c);
@@ -807,6 +808,10 @@ int bridge_open(struct call *c)
     int err = audio_playout_init(&c->outq, c->echo ? 8000 : cfg->outbound_queue_bytes);
     if (err)
         return err;
+    c->marks_cap = cfg->outbound_ahead_ms / 20 + 2;
+    c->marks_q = calloc(c->marks_cap, sizeof(*c->marks_q));
+    if (!c->marks_q)
+        return -ENOMEM;
     if (!c->rt)
         return 0;
     c->pcm24 = cfg->openai_audio_format == VA_FMT_PCM24;
@@ -867,6 +872,8 @@ void bridge_close(struct call *c)
 void bridge_deinit(struct call *c)
 {
     audio_playout_deinit(&c->outq);
+    free(c->marks_q);
+    c->marks_q = NULL;
     va_buf_deinit(&c->in_batch);
     if (c->pcm24) {
         audio_resampler_deinit(&c->up);

@@ -17,7 +17,6 @@
 #define CALL_SID_MAX 64
 #define CALL_NUM_MAX 32
 #define CALL_ITEMS 8        /* assistant audio items remembered for marks and barge-in */
-#define CALL_MARKS 64       /* marks in flight (ahead <= 5 s at one per 40 ms fits) */
 #define CALL_SEGS 16        /* item boundaries inside the outbound queue */
 #define CALL_MARK_EVERY 320 /* bytes of mu-law: a mark at least every 40 ms */
 #define CALL_TURNS_MAX 256
@@ -161,8 +160,9 @@ struct call {
     size_t seg_head, seg_len;
     struct call_item items[CALL_ITEMS];
     int item_next;
-    struct call_mark marks_q[CALL_MARKS];
-    size_t mark_head, mark_len;
+    /* marks in flight: a mark follows a frame, so OUTBOUND_AHEAD_MS / 20 + 1 at most */
+    struct call_mark *marks_q;
+    size_t marks_cap, mark_head, mark_len;
     uint32_t gen;
     uint64_t gen_sent, gen_heard; /* bytes in this generation */
     size_t since_mark;

@@ -155,7 +155,7 @@ static int rt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 /* protocols[0]: WSI_DESTROY always lands there. No subprotocol on the wire: the
  * name only binds our client wsi (local_protocol_name). lws 4.1 allocates
  * rx_buffer_size per connection (0 would mean pt_serv_buf_size, 16 KiB); RECEIVE comes
- * in chunks of at most that, joined in rt_client.rx. tx_packet_size keeps each send
+ * in chunks of at most that, joined in rt_client.rx when there are several. tx_packet_size keeps each send
  * at up to RT_SERV_BUF: unset, lws would cut sends at rx_buffer_size too. */
 static const struct lws_protocols rt_protocols[] = {
     {"va-realtime", rt_lws_callback, 0, RT_RX_CHUNK, 0, NULL, RT_SERV_BUF},
@@ -626,8 +626,16 @@ static int rt_on_receive(struct rt_client *c, struct lws *wsi, const void *in, s
         return 0; /* no on_message after rt_client_close() */
     if (lws_frame_is_binary(wsi))
         return rt_fail(c, wsi, VA_EPROTO, RT_CLOSE_UNSUPPORTED, "binary message: text expected");
-    if (lws_is_first_fragment(wsi))
+    if (lws_is_first_fragment(wsi)) {
         va_buf_reset(&c->rx);
+        /* a whole message in one piece (a pcmu delta is): parsed where lws holds it,
+         * so a call keeps no receive buffer of its own */
+        if (lws_is_final_fragment(wsi)) {
+            if (c->cb.on_message)
+                c->cb.on_message(c->ud, len ? in : "", len);
+            return 0;
+        }
+    }
     /* len may be 0: an empty first fragment */
     if (len && va_buf_append(&c->rx, in, len))
         return rt_fail(c, wsi, VA_ETOOBIG, RT_CLOSE_TOO_BIG, "message too big");
