@@ -7,6 +7,7 @@
 #ifndef VA_AUDIO_MULAW_H
 #define VA_AUDIO_MULAW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,5 +38,11 @@ void audio_mulaw_decode(const uint8_t *in, size_t n, int16_t *out);
 
 /* Encodes in[0, n) into out[0, n). The ranges must not overlap. */
 void audio_mulaw_encode(const int16_t *in, size_t n, uint8_t *out);
+
+/* Every code of in[0, n) decodes to at most AUDIO_MULAW_QUIET_PEAK in magnitude (about
+ * -39 dBFS: segments 0 and 1, whose codes all have bits 0x60 set). Line noise and the
+ * quietest fricatives stay under it; speech a VAD would take does not. True for n = 0. */
+#define AUDIO_MULAW_QUIET_PEAK 372
+bool audio_mulaw_quiet(const uint8_t *in, size_t n);
 
 #endif

@@ -101,6 +101,7 @@ struct va_cfg {
     uint32_t outbound_ahead_ms;
     uint32_t outbound_queue_bytes;
     uint32_t inbound_batch_ms;
+    uint32_t inbound_silence_hold_ms;
 
     /* Media streams */
     uint32_t ws_max_message_bytes;

@@ -114,15 +114,24 @@ static void bridge_flush_batch(struct call *c)
     if (err)
         c->in_dropped += c->in_batch.len;
     /* what piled up before the session was ready is not kept for a batch's worth */
-    if (c->in_batch.cap > 2 * c->batch_bytes + 64)
+    size_t keep = c->batch_bytes > c->hold_bytes ? c->batch_bytes : c->hold_bytes;
+    if (c->in_batch.cap > 2 * keep + 64)
         va_buf_deinit(&c->in_batch);
     else
         va_buf_reset(&c->in_batch);
 }
 
 /* Audio for the model in its format; batched; held (bounded, oldest dropped and
- * counted) until the session is ready. */
-static void bridge_queue_input(struct call *c, const uint8_t *audio, size_t len)
+ * counted) until the session is ready. quiet: the caller's frame is quiet
+ * (audio_mulaw_quiet).
+ *
+ * Quiet frames while the caller is not speaking wait up to INBOUND_SILENCE_HOLD_MS: each
+ * append costs a TLS record and a write, and for these the model's VAD has nothing to
+ * find. The first louder frame takes them along at once, so an onset reaches the VAD
+ * as soon as it would have; while speech is under way (speech_started until
+ * speech_stopped) every frame leaves at once, so the silence that ends a turn is not
+ * delayed either. */
+static void bridge_queue_input(struct call *c, const uint8_t *audio, size_t len, bool quiet)
 {
     if (va_buf_append(&c->in_batch, audio, len)) {
         /* only before the session is ready can the batch outgrow its bound */
@@ -132,8 +141,11 @@ static void bridge_queue_input(struct call *c, const uint8_t *audio, size_t len)
         if (va_buf_append(&c->in_batch, audio, len))
             c->in_dropped += len;
     }
-    if (c->rt_state == CALL_RT_READY && c->in_batch.len >= c->batch_bytes)
-        bridge_flush_batch(c);
+    if (c->rt_state != CALL_RT_READY || c->in_batch.len < c->batch_bytes)
+        return;
+    if (quiet && !c->caller_speaking && c->in_batch.len < c->hold_bytes)
+        return;
+    bridge_flush_batch(c);
 }
 
 void bridge_caller_audio(struct call *c, const uint8_t *mulaw, size_t len)
@@ -148,8 +160,9 @@ void bridge_caller_audio(struct call *c, const uint8_t *mulaw, size_t len)
     }
     if (c->rt_state == CALL_RT_NONE || c->rt_state == CALL_RT_FAILED)
         return;
+    bool quiet = c->hold_bytes && audio_mulaw_quiet(mulaw, len);
     if (!c->pcm24) {
-        bridge_queue_input(c, mulaw, len);
+        bridge_queue_input(c, mulaw, len, quiet);
         return;
     }
     /* PCM16 24 kHz: decode, resample up, little-endian bytes */
@@ -166,7 +179,7 @@ void bridge_caller_audio(struct call *c, const uint8_t *mulaw, size_t len)
             bytes[2 * i] = (uint8_t)((uint16_t)pcm24[i] & 0xff);
             bytes[2 * i + 1] = (uint8_t)((uint16_t)pcm24[i] >> 8);
         }
-        bridge_queue_input(c, bytes, made * 2);
+        bridge_queue_input(c, bytes, made * 2, quiet);
     }
 }
 
@@ -817,7 +830,8 @@ int bridge_open(struct call *c)
     c->pcm24 = cfg->openai_audio_format == VA_FMT_PCM24;
     size_t rate_bytes = c->pcm24 ? 48 : 8; /* per ms */
     c->batch_bytes = cfg->inbound_batch_ms * rate_bytes;
-    size_t pending = BRIDGE_PENDING_MS * rate_bytes;
+    c->hold_bytes = cfg->inbound_silence_hold_ms * rate_bytes;
+    size_t pending = BRIDGE_PENDING_MS * rate_bytes; /* more than any batch or hold */
     va_buf_init(&c->in_batch, pending > c->batch_bytes ? pending : c->batch_bytes);
     if (c->pcm24) {
         err = audio_resampler_init(&c->up, 8000, 24000, AUDIO_RESAMPLER_QUALITY);

@@ -149,6 +149,7 @@ struct call {
     bool pcm_odd_have;
     struct va_buf in_batch; /* audio waiting for an append (pcmu or pcm24 bytes) */
     size_t batch_bytes;
+    size_t hold_bytes; /* INBOUND_SILENCE_HOLD_MS of quiet frames, 0 = none */
     bool caller_speaking;
     bool active_resp;
     char active_resp_id[RT_ID_MAX + 1];

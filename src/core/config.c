@@ -211,6 +211,11 @@ static const struct va_cfg_var cfg_table[] = {
             "Agent audio (mu-law bytes) a call may hold; 262144 is 32 s, a whole reply."),
     CFG_INT("Media streams", "INBOUND_BATCH_MS", VA_CFG_U32, inbound_batch_ms, 20, 1000, 20,
             "Caller audio per input_audio_buffer.append (20 = every Twilio frame, no batching)."),
+    CFG_INT("Media streams", "INBOUND_SILENCE_HOLD_MS", VA_CFG_U32, inbound_silence_hold_ms, 0,
+            1000, 100,
+            "While the caller is not speaking (server VAD), quiet caller frames (peak under -39 "
+            "dBFS) wait up to this long and leave in one append; any louder frame sends them at "
+            "once. Speech is never held. 0 = off."),
     CFG_INT("Media streams", "WS_MAX_MESSAGE_BYTES", VA_CFG_U32, ws_max_message_bytes, 1024,
             16777216, 65536,
             "Largest WebSocket message accepted on /ws/twilio; a larger one closes the stream "

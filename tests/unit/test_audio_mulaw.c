@@ -146,12 +146,38 @@ static void test_lengths(void **state)
     }
 }
 
+/* quiet: every code at most AUDIO_MULAW_QUIET_PEAK, whatever the length and position. */
+static void test_quiet(void **state)
+{
+    (void)state;
+    uint8_t buf[161];
+    for (int c = 0; c < 256; c++) {
+        int16_t v = ref_decode((uint8_t)c);
+        bool want = v <= AUDIO_MULAW_QUIET_PEAK && v >= -AUDIO_MULAW_QUIET_PEAK;
+        assert_int_equal(audio_mulaw_quiet((const uint8_t *)&(uint8_t){(uint8_t)c}, 1), want);
+        /* one such code among silence, at every position of a frame and of odd lengths */
+        for (size_t n = 1; n <= sizeof(buf); n += 7) {
+            for (size_t at = 0; at < n; at += 3) {
+                memset(buf, 0xFF, sizeof(buf));
+                buf[at] = (uint8_t)c;
+                assert_int_equal(audio_mulaw_quiet(buf, n), want);
+            }
+        }
+    }
+    assert_true(audio_mulaw_quiet(buf, 0));
+    /* the loudest quiet codes, both signs, decode to the documented peak */
+    assert_int_equal(ref_decode(0xE0), AUDIO_MULAW_QUIET_PEAK);
+    assert_int_equal(ref_decode(0x60), -AUDIO_MULAW_QUIET_PEAK);
+    assert_false(audio_mulaw_quiet((const uint8_t *)"\xDF", 1)); /* the next step up: 396 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_all), cmocka_unit_test(test_encode_all),
         cmocka_unit_test(test_vectors),    cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_monotonic),  cmocka_unit_test(test_lengths),
+        cmocka_unit_test(test_quiet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -186,7 +186,7 @@ static void test_audio_held_until_ready(void **state)
     (void)state;
     struct fake *f = setup(NULL);
     uint8_t frame[160];
-    memset(frame, 0x7e, sizeof(frame));
+    memset(frame, 0x5e, sizeof(frame)); /* not quiet: no silence hold */
     call_media_in(f->call, 0, frame, sizeof(frame));
     call_media_in(f->call, 20, frame, sizeof(frame));
     assert_int_equal(f->nsent, 0); /* nothing before session.update is answered */
@@ -196,6 +196,74 @@ static void test_audio_held_until_ready(void **state)
     assert_non_null(strstr(f->sent[1], "\"type\":\"input_audio_buffer.append\""));
     call_media_in(f->call, 40, frame, sizeof(frame));
     assert_int_equal(f->nsent, 3); /* 20 ms batches: every frame */
+    teardown(f);
+}
+
+/* The length of the audio in an append (the fake never sees audio over 4 KiB). */
+static size_t append_bytes(const char *json)
+{
+    const char *a = strstr(json, "\"audio\":\"");
+    assert_non_null(a);
+    a += 9;
+    const char *e = strchr(a, '"');
+    assert_non_null(e);
+    uint8_t out[4096];
+    size_t n = 0;
+    assert_int_equal(tw_b64_decode(out, sizeof(out), a, (size_t)(e - a), &n), 0);
+    return n;
+}
+
+/* INBOUND_SILENCE_HOLD_MS (100): quiet frames wait while the caller is not speaking,
+ * a louder frame takes them along at once, and during speech every frame leaves. */
+static void test_silence_hold(void **state)
+{
+    (void)state;
+    struct fake *f = setup(NULL);
+    ready(f);
+    size_t base = f->nsent;
+    uint8_t quiet[160], loud[160];
+    memset(quiet, 0xff, sizeof(quiet));
+    quiet[80] = 0xe0; /* the loudest quiet code: -39 dBFS */
+    memset(loud, 0xff, sizeof(loud));
+    loud[80] = 0xdf; /* one step louder */
+    uint32_t ts = 0;
+    for (int i = 0; i < 4; i++, ts += 20)
+        call_media_in(f->call, ts, quiet, sizeof(quiet));
+    assert_int_equal(f->nsent, base); /* 80 ms held */
+    call_media_in(f->call, ts, quiet, sizeof(quiet));
+    ts += 20;
+    assert_int_equal(f->nsent, base + 1); /* 100 ms: the hold is full */
+    assert_int_equal(append_bytes(last_sent(f)), 800);
+    call_media_in(f->call, ts, quiet, sizeof(quiet));
+    ts += 20;
+    assert_int_equal(f->nsent, base + 1);
+    call_media_in(f->call, ts, loud, sizeof(loud));
+    ts += 20;
+    assert_int_equal(f->nsent, base + 2); /* held silence and the onset, at once */
+    assert_int_equal(append_bytes(last_sent(f)), 320);
+    /* while the caller speaks nothing waits, quiet or not */
+    rt_in(f, "{\"type\":\"input_audio_buffer.speech_started\",\"audio_start_ms\":100,"
+             "\"item_id\":\"item_u1\"}");
+    size_t before = f->nsent;
+    call_media_in(f->call, ts, quiet, sizeof(quiet));
+    ts += 20;
+    assert_int_equal(f->nsent, before + 1);
+    assert_int_equal(append_bytes(last_sent(f)), 160);
+    rt_in(f, "{\"type\":\"input_audio_buffer.speech_stopped\",\"audio_end_ms\":900,"
+             "\"item_id\":\"item_u1\"}");
+    before = f->nsent;
+    call_media_in(f->call, ts, quiet, sizeof(quiet));
+    assert_int_equal(f->nsent, before); /* held again */
+    teardown(f);
+
+    /* 0: off, every frame leaves at once */
+    const char *off[] = {"INBOUND_SILENCE_HOLD_MS", "0", NULL};
+    f = setup(off);
+    ready(f);
+    base = f->nsent;
+    call_media_in(f->call, 0, quiet, sizeof(quiet));
+    call_media_in(f->call, 20, quiet, sizeof(quiet));
+    assert_int_equal(f->nsent, base + 2);
     teardown(f);
 }
 
@@ -444,6 +512,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_audio_held_until_ready),
+        cmocka_unit_test(test_silence_hold),
         cmocka_unit_test(test_pacing_and_marks),
         cmocka_unit_test(test_barge_in_truncates_at_heard),
         cmocka_unit_test(test_barge_in_nothing_heard_deletes),

@@ -206,6 +206,7 @@ static void test_table(void **state)
         "OUTBOUND_AHEAD_MS",
         "OUTBOUND_QUEUE_BYTES",
         "INBOUND_BATCH_MS",
+        "INBOUND_SILENCE_HOLD_MS",
         "WS_MAX_MESSAGE_BYTES",
         "WS_MAX_SEND_QUEUE_BYTES",
         "RECORDINGS_DIR",
@@ -318,7 +319,7 @@ static void test_integers(void **state)
             assert_int_equal(strncmp(err, want, strlen(want)), 0);
         }
     }
-    assert_int_equal(tested, 27);
+    assert_int_equal(tested, 28);
 
     bad1("PORT", "abc", err, sizeof(err));
     assert_string_equal(err, "PORT: expected an integer 0..65535 (got \"abc\")");
