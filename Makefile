@@ -61,8 +61,9 @@ fuzz-run:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ctest -j $(JOBS) -L fuzz --timeout $$(($(FUZZ_SECONDS) + 300)) --output-on-failure || st=$$?; \
 	cat run/*/summary 2>/dev/null; exit $$st
 
-# N concurrent calls through the daemon and the fake Realtime over TLS (BENCH_CALLS,
-# BENCH_SECONDS); figures in docs/performance.md.
+# N concurrent calls through the daemon and a Realtime peer over TLS, both sides the C load
+# generator build/release/va-loadgen (BENCH_CALLS, BENCH_SECONDS); figures in
+# docs/performance.md.
 bench: build test-deps
 	bench/bench.sh
 

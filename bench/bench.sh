@@ -1,35 +1,37 @@
 #!/usr/bin/env bash
-# make bench: N concurrent simulated calls through the daemon (release build) and the fake
+# make bench: N concurrent simulated calls through the daemon (release build) and a fake
 # OpenAI Realtime over TLS (a throwaway CA), real-time paced, each caller speaking, waiting
-# for the reply and talking over it (barge-in). Prints the daemon's CPU per call-second, RSS
-# per call, added latency per direction, barge-in reaction, late frames, what the load
+# for the reply and talking over it (barge-in). Both sides are the C load generator
+# (bench/loadgen, one process per side). Prints the daemon's CPU per call-second, RSS per
+# call, added latency per direction, barge-in reaction, late frames, what the load
 # generators used, and what went wrong.
 #   BENCH_CALLS (200)  BENCH_SECONDS (30)  BENCH_BATCH_MS (20: INBOUND_BATCH_MS)
-#   BENCH_TWILIO_PROCS, BENCH_RT_WORKERS (1 per 300 calls, at most 8): load generator
-#   processes, so that node's one thread per process is not the limit
-#   VA_BIN (build/release/voice-agent)
+#   BENCH_HOLD_MS (100: INBOUND_SILENCE_HOLD_MS)
+#   BENCH_RAMP_MS (1000 + 2 per call): calls start at random times within it, so their
+#   20 ms frames fall at random phases, as real calls do
+#   VA_BIN (build/release/voice-agent), VA_LOADGEN (build/release/va-loadgen)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 N=${BENCH_CALLS:-200}
 SECS=${BENCH_SECONDS:-30}
-auto=$(((N + 299) / 300))
-[ "$auto" -gt 8 ] && auto=8
-TWP=${BENCH_TWILIO_PROCS:-$auto}
-RTW=${BENCH_RT_WORKERS:-$auto}
+RAMP=${BENCH_RAMP_MS:-$((1000 + 2 * N))}
 BIN=${VA_BIN:-$root/build/release/voice-agent}
+LG=${VA_LOADGEN:-$root/build/release/va-loadgen}
 T=$(mktemp -d "${TMPDIR:-/tmp}/va-bench.XXXXXX")
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$T"
+    [ -n "${BENCH_KEEP:-}" ] && echo "kept $T" >&2 || rm -rf "$T"
 }
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # throwaway CA and a certificate for localhost
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=bench-ca -keyout "$T/ca.key" \
+# (P-256: a handshake costs the peer a fraction of RSA-2048's 1.5 ms, 1,000 at the start)
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
+openssl req -x509 "${ec[@]}" -nodes -days 1 -subj /CN=bench-ca -keyout "$T/ca.key" \
     -out "$T/ca.pem" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$T/srv.key" -out "$T/srv.csr" 2>/dev/null
+openssl req "${ec[@]}" -nodes -subj /CN=localhost -keyout "$T/srv.key" -out "$T/srv.csr" 2>/dev/null
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$T/ext"
 openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
     -days 1 -extfile "$T/ext" -out "$T/srv.pem" 2>/dev/null
@@ -44,8 +46,8 @@ sil() { head -c $(($1 * 8)) /dev/zero | tr '\0' '\377'; }
     done
 } | head -c $((SECS * 8000)) >"$T/script.ulaw"
 
-node "$root/tests/fakes/realtime.js" --port 0 --key sk-bench --tls "$T/srv.pem" "$T/srv.key" \
-    --reply-ms 3000 --burst-factor 5 --stamp "$T/st-rt" --workers "$RTW" >"$T/rt.out" 2>"$T/rt.err" &
+"$LG" realtime --port 0 --key sk-bench --tls "$T/srv.pem" "$T/srv.key" \
+    --reply-ms 3000 --burst-factor 5 --stamp "$T/st-rt" --proc 0 >"$T/rt.out" 2>"$T/rt.err" &
 rt=$!
 pids+=("$rt")
 for _ in $(seq 1 100); do
@@ -58,7 +60,7 @@ env -i PATH="$PATH" HOST=127.0.0.1 PORT=0 OPENAI_API_KEY=sk-bench \
     OPENAI_REALTIME_URL="wss://localhost:$rt_port/v1/realtime" REALTIME_CA_FILE="$T/ca.pem" \
     PUBLIC_WS_URL=wss://example.com/ws/twilio MAX_CALLS=$((N + 10)) \
     HTTP_MAX_CONNECTIONS=$((N * 2 + 100)) OPENAI_TRANSCRIPTION_MODEL= \
-    INBOUND_BATCH_MS="${BENCH_BATCH_MS:-20}" \
+    INBOUND_BATCH_MS="${BENCH_BATCH_MS:-20}" INBOUND_SILENCE_HOLD_MS="${BENCH_HOLD_MS:-100}" \
     "$BIN" --env-file "$T/none" >"$T/daemon.log" 2>&1 &
 d=$!
 pids+=("$d")
@@ -68,46 +70,35 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 sleep 1
-# utime + stime in clock ticks of the given processes and their children (--workers)
-cpu() {
-    local p t=0
-    for p in "$@" $(pgrep -P "$(echo "$@" | tr ' ' ,)" || true); do
-        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-    done
-    echo "$t"
-}
+# utime + stime of a process in clock ticks
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 mono() { node -e 'process.stdout.write(String(process.hrtime.bigint()))'; } # CLOCK_MONOTONIC ns
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 rss_idle=$(rss "$d")
 
-tws=()
-for p in $(seq 0 $((TWP - 1))); do
-    n=$(((N * (p + 1)) / TWP - (N * p) / TWP))
-    node "$root/tests/fakes/twilio.js" --port "$port" --concurrency "$n" --audio "$T/script.ulaw" \
-        --timeout-ms $(((SECS + 60) * 1000)) --stamp "$T/st-tw$p" --stamp-proc "$p" \
-        >"$T/twilio$p.out" 2>"$T/twilio$p.err" &
-    tws+=($!)
-    pids+=($!)
-done
-# steady window: from 5 s after the start to 3 s before the end
-warm=5
+"$LG" twilio --port "$port" --calls "$N" --audio "$T/script.ulaw" --ramp-ms "$RAMP" \
+    --stamp "$T/st-tw" --proc 0 >"$T/twilio.out" 2>"$T/twilio.err" &
+tw=$!
+pids+=("$tw")
+# steady window: from the end of the ramp + 3 s to 3 s before the first call ends
+warm=$(((RAMP + 999) / 1000 + 3))
 sleep "$warm"
-c0=$(cpu "$d"); r0=$(cpu "$rt"); w0=$(cpu "${tws[@]}"); t0=$(date +%s%N); m0=$(mono)
+c0=$(cpu "$d"); r0=$(cpu "$rt"); w0=$(cpu "$tw"); t0=$(date +%s%N); m0=$(mono)
 curl -s "http://127.0.0.1:$port/metrics" >"$T/metrics0" || true
 active=$(grep -c '"msg":"session ready"' "$T/daemon.log" || true)
 sleep $((SECS - warm - 3))
-m1=$(mono); c1=$(cpu "$d"); r1=$(cpu "$rt"); w1=$(cpu "${tws[@]}"); t1=$(date +%s%N)
+m1=$(mono); c1=$(cpu "$d"); r1=$(cpu "$rt"); w1=$(cpu "$tw"); t1=$(date +%s%N)
 curl -s "http://127.0.0.1:$port/metrics" >"$T/metrics1" || true
 rss_busy=$(rss "$d")
-for p in "${tws[@]}"; do wait "$p" || true; done
-kill -TERM "$rt" # it writes its stamps as it exits
+wait "$tw" || true
+kill -TERM "$rt" # it writes its stamps and its summary as it exits
 wait "$rt" || true
 
 node - "$T" "$N" "$SECS" "$hz" "$c0" "$c1" "$r0" "$r1" "$w0" "$w1" \
-    "$t0" "$t1" "$rss_idle" "$rss_busy" "$active" "$m0" "$m1" "$TWP" "$RTW" <<'JS'
+    "$t0" "$t1" "$rss_idle" "$rss_busy" "$active" "$m0" "$m1" <<'JS'
 const fs = require('fs');
-const [dir, N, secs, hz, c0, c1, r0, r1, w0, w1, t0, t1, rssIdle, rssBusy, active, m0, m1, twp, rtw] =
+const [dir, N, secs, hz, c0, c1, r0, r1, w0, w1, t0, t1, rssIdle, rssBusy, active, m0, m1] =
   process.argv.slice(2);
 const logf = `${dir}/daemon.log`;
 const n = Number(N), wall = (Number(t1) - Number(t0)) / 1e9;
@@ -117,16 +108,15 @@ const react = lines.filter((l) => l.msg === 'barge-in').map((l) => l.reactUs).so
 const pct = (a, p) => (a.length ? a[Math.min(a.length - 1, Math.floor(a.length * p))] : NaN);
 const ended = lines.filter((l) => l.msg === 'call ended');
 const sum = (k) => ended.reduce((s, l) => s + (l[k] || 0), 0);
-// the last line of each fake Twilio: its aggregate (or its one call)
-const aggs = [];
-for (let p = 0; p < Number(twp); p++) {
-  const tw = fs.readFileSync(`${dir}/twilio${p}.out`, 'utf8').trim().split('\n');
-  aggs.push(JSON.parse(tw[tw.length - 1]));
-}
-const twSum = (f) => aggs.reduce((s, a) => s + f(a), 0);
+// the callers' aggregate and the Realtime peer's summary: their last lines
+const last = (f) => {
+  const l = fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n') : [];
+  try { return JSON.parse(l[l.length - 1]); } catch (e) { return {}; }
+};
+const tw = last(`${dir}/twilio.out`), rt = last(`${dir}/rt.out`);
 const callSec = n * wall;
 
-// Added latency: a frame stamped by its sender (stamp.js) and found again by its receiver.
+// Added latency: a frame stamped by its sender (bench/loadgen/lg.h) and found again by its receiver.
 // Frames sent in the steady window count; a sent frame never found is "missing".
 const f64 = (file) => {
   if (!fs.existsSync(file)) return new Float64Array(0);
@@ -153,7 +143,6 @@ function latency(senders, receivers) {
   return { frames: us.length, missing: inWindow - us.length, p50: q(0.5), p99: q(0.99),
     max: us.length ? +us[us.length - 1].toFixed(1) : null };
 }
-const range = (k, f) => Array.from({ length: Number(k) }, (_, i) => f(i));
 // The daemon's own histograms over the window (/metrics at its two ends): from a message
 // in hand to its audio handed on. A percentile is the upper bound of its bucket.
 function daemonHist(name, labels) {
@@ -177,28 +166,33 @@ function daemonHist(name, labels) {
   return { count: n, p50AtMostUs: n ? q(0.5) : null, p99AtMostUs: n ? q(0.99) : null };
 }
 const lag = (files) => files.filter(fs.existsSync).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
-const inbound = latency(range(twp, (p) => `${dir}/st-tw${p}.sent`), range(rtw, (w) => `${dir}/st-rt.${w}.recv`));
-const outbound = latency(range(rtw, (w) => `${dir}/st-rt.${w}.sent`), range(twp, (p) => `${dir}/st-tw${p}.recv`));
+// caller frames with sound, and quiet ones (the caller's id space 1), which the daemon may
+// hold up to INBOUND_SILENCE_HOLD_MS while the caller is not speaking
+const inbound = latency([`${dir}/st-tw.0.sent`], [`${dir}/st-rt.0.recv`]);
+const inboundQuiet = latency([null, `${dir}/st-tw.1.sent`], [`${dir}/st-rt.0.recv`]);
+const outbound = latency([`${dir}/st-rt.0.sent`], [`${dir}/st-tw.0.recv`]);
 const out = {
-  calls: n, okCalls: twSum((a) => a.okCalls ?? (a.ok ? 1 : 0)), steadyWindowS: +wall.toFixed(1),
+  calls: n, okCalls: tw.okCalls ?? 0, steadyWindowS: +wall.toFixed(1),
   sessionsReadyAtWindowStart: Number(active),
   daemonCpuMsPerCallSecond: +(ms(c0, c1) / callSec).toFixed(4),
   daemonCpuCoreShare: +(ms(c0, c1) / 1000 / wall).toFixed(3),
   rssIdleKiB: Number(rssIdle), rssBusyKiB: Number(rssBusy),
   rssPerCallKiB: +((Number(rssBusy) - Number(rssIdle)) / n).toFixed(1),
-  inboundLatencyUs: inbound, outboundFirstFrameLatencyUs: outbound,
+  inboundLatencyUs: inbound, inboundQuietLatencyUs: inboundQuiet,
+  outboundFirstFrameLatencyUs: outbound,
   daemonAddedInUs: daemonHist('voice_agent_added_latency_seconds', 'direction="in",'),
   daemonAddedOutUs: daemonHist('voice_agent_added_latency_seconds', 'direction="out",'),
   daemonLoopTurnUs: daemonHist('voice_agent_loop_turn_seconds', ''),
-  fakeTwilioLoopDelayMs: lag(range(twp, (p) => `${dir}/st-tw${p}.lag`)),
-  fakeRealtimeLoopDelayMs: lag(range(rtw, (w) => `${dir}/st-rt.${w}.lag`)),
+  loadgenTwilioTimerLateMs: lag([`${dir}/st-tw.0.lag`])[0] ?? null,
+  loadgenRealtimeTimerLateMs: lag([`${dir}/st-rt.0.lag`])[0] ?? null,
   bargeIns: react.length, bargeInReactUsP50: pct(react, 0.5), bargeInReactUsP99: pct(react, 0.99),
-  lateOutboundBytes: twSum((a) => a.lateBytes || 0), lateOutboundEvents: twSum((a) => a.lateEvents || 0),
+  lateOutboundBytes: tw.lateBytes ?? null, lateOutboundEvents: tw.lateEvents ?? null,
   outboundBytesDropped: sum('outDropped'), inboundBytesDropped: sum('inDropped'),
-  fakeRealtimeCoreShare: +(ms(r0, r1) / 1000 / wall).toFixed(3),
-  fakeTwilioCoreShare: +(ms(w0, w1) / 1000 / wall).toFixed(3),
-  fakeTwilioProcs: Number(twp), fakeRealtimeWorkers: Number(rtw),
+  loadgenRealtimeCoreShare: +(ms(r0, r1) / 1000 / wall).toFixed(3),
+  loadgenTwilioCoreShare: +(ms(w0, w1) / 1000 / wall).toFixed(3),
+  realtimePeer: rt,
   errors: ended.filter((l) => !/^stop$/.test(l.reason)).length,
+  callerErrors: (tw.errors || []).slice(0, 10),
 };
 console.log(JSON.stringify(out, null, 1));
 JS

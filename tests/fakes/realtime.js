@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// tests/fakes/realtime.js: a fake OpenAI Realtime API (GA interface) for integration tests
-// and benchmarks, following ../shared/reference/openai-realtime.md (§9 "a faithful fake").
+// tests/fakes/realtime.js: a fake OpenAI Realtime API (GA interface) for integration tests,
+// following ../shared/reference/openai-realtime.md (§9 "a faithful fake"). make bench uses
+// its C counterpart for load, bench/loadgen/realtime.c.
 // One WebSocket per call; everything the bridge sends is checked the way the live service
 // does (plus a few deliberate strictnesses, marked "strict" below).
 //
@@ -50,12 +51,6 @@
 //                           (exactly the appended bytes) and its sent reply audio to
 //                           DIR/<sid>.out.raw
 //   --verbose               diagnostics on stderr
-//   --stamp PREFIX          benchmark stamps (tests/fakes/stamp.js): record when each tagged
-//                           caller frame arrives in an append; tag the first 8 bytes of the
-//                           first audio delta of every response and record its send time;
-//                           write PREFIX.<worker>.sent and PREFIX.<worker>.recv at exit
-//   --workers N             N processes (node cluster) share the port, one per connection
-//                           (1). For load: control endpoints and counters are per process
 //
 // Control endpoints (plain GET on the same port, same scheme):
 //   /_control/stats                    JSON counters (see stats() below)
@@ -113,9 +108,7 @@ const http = require('http');
 const https = require('https');
 const path = require('path');
 
-const cluster = require('cluster');
 const WebSocket = require(path.join(__dirname, '../node/node_modules/ws'));
-const { TAG_BYTES, writeTag, mono, Stamps } = require('./stamp.js');
 
 // --- command line ---
 
@@ -127,7 +120,7 @@ const SPEC = {
   'transcript-delay-ms': 'int', 'reply-hz': 'num', 'reply-ms': 'int', 'reply-amp': 'num',
   'reply-text': 'str', 'delta-ms': 'int', 'burst-factor': 'num', 'response-latency-ms': 'int',
   'tool-call': 'list', 'truncate-clamp': 'flag', log: 'str', 'record-dir': 'str', verbose: 'flag',
-  help: 'flag', stamp: 'str', workers: 'int',
+  help: 'flag',
 };
 
 function usage(msg) {
@@ -192,9 +185,8 @@ function parseArgs(argv) {
     replyText: d('reply-text', 'This is the assistant speaking.'), deltaMs: d('delta-ms', 100),
     burstFactor: d('burst-factor', 5), latencyMs: d('response-latency-ms', 0),
     truncateClamp: !!o['truncate-clamp'], log: d('log', null), recordDir: d('record-dir', null),
-    verbose: !!o.verbose, toolCalls: [], stamp: d('stamp', null), workers: d('workers', 1),
+    verbose: !!o.verbose, toolCalls: [],
   };
-  if (cfg.workers < 1 || cfg.workers > 8) usage('--workers: 1 to 8');
   if (cfg.refuseStatus < 100 || cfg.refuseStatus > 599) usage('--refuse-status: not an HTTP status');
   if (cfg.deltaMs < 1) usage('--delta-ms must be >= 1');
   if (cfg.replyAmp > 32767) usage('--reply-amp must be <= 32767');
@@ -218,8 +210,6 @@ function parseArgs(argv) {
 }
 
 const OPT = parseArgs(process.argv.slice(2));
-const WORKER = cluster.isWorker ? cluster.worker.id - 1 : 0;
-const STAMPS = new Stamps(OPT.stamp === null ? null : `${OPT.stamp}.${WORKER}`, WORKER);
 
 // --- helpers ---
 
@@ -641,8 +631,7 @@ class Session {
 
   // --- sending ---
 
-  // stampId: the stamp id (stamp.js) of the audio in ev, timed just before the write
-  send(ev, stampId) {
+  send(ev) {
     if (this.closed || this.stalled || this.ws.readyState !== WebSocket.OPEN) return false;
     ev = { type: ev.type, event_id: `event_${this.seq}_${++this.evSeq}`, ...ev };
     const text = JSON.stringify(ev);
@@ -652,7 +641,6 @@ class Session {
     logLine('out', this.id, logged);
     bump(STATS.eventsSent, ev.type);
     bump(this.sum.sent, ev.type);
-    if (stampId !== undefined) STAMPS.sentAt(stampId, mono());
     if (!OPT.fragment) {
       this.ws.send(text);
       return true;
@@ -744,8 +732,7 @@ class Session {
 
   // --- receiving ---
 
-  // t: arrival time for stamps (0: not stamping)
-  onMessage(data, isBinary, t) {
+  onMessage(data, isBinary) {
     if (this.closed || this.stalled) return;
     if (isBinary) {
       STATS.malformed++;
@@ -785,14 +772,14 @@ class Session {
       return;
     }
     try {
-      this.dispatch(ev, audio, t);
+      this.dispatch(ev, audio);
     } catch (e) {
       if (e instanceof ReqError) this.error(e.code, e.param, e.message, eid);
       else this.internal(e);
     }
   }
 
-  dispatch(ev, audio, t) {
+  dispatch(ev, audio) {
     if (typeof ev.type === 'string' && EVENT_KEYS[ev.type]) onlyKeys(ev, ['type', 'event_id', ...EVENT_KEYS[ev.type]], null);
     switch (ev.type) {
       case undefined:
@@ -810,7 +797,7 @@ class Session {
         return;
       }
       case 'input_audio_buffer.append':
-        return this.append(ev, audio, t);
+        return this.append(ev, audio);
       case 'input_audio_buffer.commit':
         return this.manualCommit();
       case 'input_audio_buffer.clear':
@@ -860,13 +847,12 @@ class Session {
 
   // --- input audio and server VAD ---
 
-  append(ev, audio, t) {
+  append(ev, audio) {
     if (ev.audio === undefined) throw missingParam('audio');
     if (typeof ev.audio !== 'string') throw invalidType('audio', 'a string', ev.audio);
     if (!audio) throw new ReqError('invalid_value', 'Invalid \'audio\'. Expected base64-encoded audio bytes.', 'audio');
     if (audio.length > 15 * 1024 * 1024)
       throw new ReqError('invalid_value', 'Audio chunk too large: at most 15 MiB per append.', 'audio');
-    if (t) STAMPS.scan(audio, t);
     STATS.appends++;
     STATS.inputBytes += audio.length;
     this.sum.appends++;
@@ -1176,13 +1162,7 @@ class Session {
     let wordsSent = 0;
     for (let i = 0; i < nChunks; i++) {
       r.steps.push(() => {
-        let piece = audio.subarray(i * chunk, Math.min(audio.length, (i + 1) * chunk));
-        let stampId;
-        if (i === 0 && STAMPS.on && piece.length >= TAG_BYTES && r.fmt.type === 'audio/pcmu') {
-          piece = Buffer.from(piece); // the tone is shared
-          stampId = STAMPS.next();
-          writeTag(piece, 0, stampId);
-        }
+        const piece = audio.subarray(i * chunk, Math.min(audio.length, (i + 1) * chunk));
         if (piece.length) {
           item.audioBytes += piece.length;
           this.audioOutBytes += piece.length;
@@ -1193,7 +1173,7 @@ class Session {
             if (this.outFd === null) this.outFd = fs.openSync(path.join(OPT.recordDir, `${this.id}.out.raw`), 'w');
             fs.writeSync(this.outFd, piece);
           }
-          this.send({ type: 'response.output_audio.delta', ...ids, delta: piece.toString('base64') }, stampId);
+          this.send({ type: 'response.output_audio.delta', ...ids, delta: piece.toString('base64') });
         }
         const upto = Math.floor(((i + 1) * words.length) / nChunks);
         if (upto > wordsSent) {
@@ -1494,9 +1474,8 @@ function onConnection(ws, info, beta) {
   sessions.add(s);
   logLine('sys', s.id, { type: 'fake.connected', path: info.path, model: info.model, beta });
   ws.on('message', (data, isBinary) => {
-    const t = STAMPS.on ? mono() : 0;
     try {
-      s.onMessage(data, isBinary, t);
+      s.onMessage(data, isBinary);
     } catch (e) {
       s.internal(e);
     }
@@ -1508,50 +1487,24 @@ function onConnection(ws, info, beta) {
 
 // --- main ---
 
-// --workers: the primary only forks and relays signals; each worker serves the port
-// (cluster hands it the connections round robin).
-function primary() {
-  let alive = OPT.workers;
-  for (let i = 0; i < OPT.workers; i++) cluster.fork();
-  cluster.on('exit', () => {
-    if (--alive === 0) process.exit(0);
-  });
-  const stop = () => {
-    for (const w of Object.values(cluster.workers)) w.process.kill('SIGTERM');
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-}
-
 let server;
-if (OPT.workers > 1 && cluster.isPrimary) {
-  primary();
+if (OPT.tls) {
+  server = https.createServer({ cert: fs.readFileSync(OPT.tls[0]), key: fs.readFileSync(OPT.tls[1]) }, onRequest);
 } else {
-  serve();
+  server = http.createServer(onRequest);
 }
-
-function serve() {
-  if (OPT.tls) {
-    server = https.createServer({ cert: fs.readFileSync(OPT.tls[0]), key: fs.readFileSync(OPT.tls[1]) }, onRequest);
-  } else {
-    server = http.createServer(onRequest);
-  }
-  server.on('upgrade', onUpgrade);
-  server.on('clientError', (err, socket) => {
-    try { socket.destroy(); } catch (e) { /* */ }
-  });
-  server.on('tlsClientError', (err) => verbose('tls client error', err.message));
-  server.listen(OPT.port, OPT.host, () => {
-    process.stdout.write(JSON.stringify({ listening: server.address().port }) + '\n');
-  });
-  server.on('error', (e) => {
-    process.stderr.write(`realtime.js: ${e.message}\n`);
-    process.exit(1);
-  });
-
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
-}
+server.on('upgrade', onUpgrade);
+server.on('clientError', (err, socket) => {
+  try { socket.destroy(); } catch (e) { /* */ }
+});
+server.on('tlsClientError', (err) => verbose('tls client error', err.message));
+server.listen(OPT.port, OPT.host, () => {
+  process.stdout.write(JSON.stringify({ listening: server.address().port }) + '\n');
+});
+server.on('error', (e) => {
+  process.stderr.write(`realtime.js: ${e.message}\n`);
+  process.exit(1);
+});
 
 function shutdown() {
   for (const s of [...sessions]) {
@@ -1559,6 +1512,7 @@ function shutdown() {
     s.onClosed(1001, 'fake exiting');
     try { s.ws.terminate(); } catch (e) { /* */ }
   }
-  STAMPS.save();
   process.exit(0);
 }
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

@@ -54,10 +54,6 @@
 //   --concurrency N        N independent calls at once, distinct call and stream SIDs
 //   --timeout-ms N         watchdog per call (default: audio length + 20 s)
 //   --verbose              progress on stderr
-//   --stamp PREFIX         benchmark stamps (tests/fakes/stamp.js): tag every caller frame
-//                          (its first 8 bytes) and record its send time; record when a
-//                          tagged model frame arrives; write PREFIX.sent and PREFIX.recv
-//                          at exit. --stamp-proc N (0-7): this process's id space (0)
 //   --play-tick-ms N       playback clock tick (5)
 //
 // Output: one JSON line per call on stdout,
@@ -76,7 +72,6 @@ const http = require('http');
 const path = require('path');
 
 const WebSocket = require(path.join(__dirname, '../node/node_modules/ws'));
-const { TAG_BYTES, writeTag, mono, Stamps } = require('./stamp.js');
 
 function loadSigner() {
   // The webhooks module alone loads in a third of the time of the whole package.
@@ -99,8 +94,8 @@ const SPEC = {
   'close-code': 'int', 'no-read': 'flag', 'no-read-after-ms': 'int',
   'expect-daemon-close': 'flag', out: 'str', 'call-sid': 'str', 'stream-sid': 'str',
   'account-sid': 'str', from: 'str', to: 'str', param: 'list', 'no-params': 'flag',
-  concurrency: 'int', 'timeout-ms': 'int', verbose: 'flag', help: 'flag', stamp: 'str',
-  'stamp-proc': 'int', 'play-tick-ms': 'int',
+  concurrency: 'int', 'timeout-ms': 'int', verbose: 'flag', help: 'flag',
+  'play-tick-ms': 'int',
 };
 
 function usage(msg) {
@@ -160,8 +155,6 @@ function parseArgs(argv) {
   o['linger-ms'] = o['linger-ms'] || 0;
   o['close-code'] = o['close-code'] || 1000;
   o.concurrency = o.concurrency || 1;
-  o['stamp-proc'] = o['stamp-proc'] || 0;
-  if (o['stamp-proc'] > 7) usage('--stamp-proc: 0 to 7');
   o['play-tick-ms'] = o['play-tick-ms'] || 5;
   o.from = o.from || '+15551230000';
   o.to = o.to || '+15559870000';
@@ -549,13 +542,10 @@ class Call {
 
   // --- step 3: what we send ---
 
-  // stampId: a caller frame's stamp id (stamp.js), timed just before the write
-  send(msg, stampId) {
+  send(msg) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     const m = this.o.shuffle ? shuffled(msg, this.rand) : msg;
-    const text = JSON.stringify(m);
-    if (stampId !== undefined) this.shared.stamps.sentAt(stampId, mono());
-    this.ws.send(text);
+    this.ws.send(JSON.stringify(m));
     this.sentMessages++;
     return true;
   }
@@ -618,22 +608,13 @@ class Call {
       this.sendDtmfDue(ts);
       let frame = audio.subarray(off, off + fb);
       if (frame.length < fb) frame = Buffer.concat([frame, Buffer.alloc(fb - frame.length, 0xff)]);
-      let stampId;
-      const stamps = this.shared.stamps;
-      if (stamps.on && fb >= TAG_BYTES) {
-        const scratch = this.shared.scratch || (this.shared.scratch = Buffer.alloc(fb));
-        frame.copy(scratch);
-        stampId = stamps.next();
-        writeTag(scratch, 0, stampId);
-        frame = scratch; // encoded below, before anything else can use it
-      }
       const sent = this.send({
         event: 'media',
         sequenceNumber: this.nextSeq(),
         media: { track: 'inbound', chunk: String(++chunk), timestamp: String(Math.round(ts)),
           payload: frame.toString('base64') },
         streamSid: this.streamSid,
-      }, stampId);
+      });
       if (!sent) break;
       this.sentFrames++;
       ts += frameMs;
@@ -651,7 +632,6 @@ class Call {
   // --- step 4: what the daemon sends, and playback ---
 
   onMessage(data, isBinary) {
-    const t = this.shared.stamps.on ? mono() : 0;
     this.receivedMessages++;
     if (this.stopSent) this.afterStop++;
     if (isBinary) {
@@ -693,7 +673,6 @@ class Call {
         return;
       }
       if (buf.length === 0 || buf.length % 160) this.oddPayloads++;
-      if (t) this.shared.stamps.scan(buf, t);
       this.receivedMedia++;
       this.receivedBytes += buf.length;
       if (this.received) this.received.push(buf);
@@ -950,8 +929,6 @@ async function main() {
     accountSid: o['account-sid'] || sid('AC'),
     timeoutMs: o['timeout-ms'] || (o.fast ? 0 : audioMs) + o['linger-ms'] + 20000,
     signer: () => signer || (signer = loadSigner()),
-    stamps: new Stamps(o.stamp === undefined ? null : o.stamp, o['stamp-proc']),
-    scratch: null,
   };
   const calls = [];
   for (let i = 0; i < o.concurrency; i++) calls.push(new Call(i, o, shared));
@@ -977,7 +954,6 @@ async function main() {
     }));
   }
   const ok = results.every((r) => r.ok);
-  shared.stamps.save();
   process.stdout.write(lines.join('\n') + '\n', () => process.exit(ok ? 0 : 1));
 }
 
