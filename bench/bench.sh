@@ -9,6 +9,8 @@
 #   BENCH_HOLD_MS (100: INBOUND_SILENCE_HOLD_MS)
 #   BENCH_RAMP_MS (1000 + 2 per call): calls start at random times within it, so their
 #   20 ms frames fall at random phases, as real calls do
+#   BENCH_PIN=1: the daemon on CPU 0, both load generators on CPU 1 (taskset), so that
+#   the daemon never waits for a core its load generators hold
 #   VA_BIN (build/release/voice-agent), VA_LOADGEN (build/release/va-loadgen)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +19,11 @@ SECS=${BENCH_SECONDS:-30}
 RAMP=${BENCH_RAMP_MS:-$((1000 + 2 * N))}
 BIN=${VA_BIN:-$root/build/release/voice-agent}
 LG=${VA_LOADGEN:-$root/build/release/va-loadgen}
+pin_d=() pin_lg=()
+if [ -n "${BENCH_PIN:-}" ]; then
+    pin_d=(taskset -c 0)
+    pin_lg=(taskset -c 1)
+fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/va-bench.XXXXXX")
 pids=()
 cleanup() {
@@ -46,7 +53,7 @@ sil() { head -c $(($1 * 8)) /dev/zero | tr '\0' '\377'; }
     done
 } | head -c $((SECS * 8000)) >"$T/script.ulaw"
 
-"$LG" realtime --port 0 --key sk-bench --tls "$T/srv.pem" "$T/srv.key" \
+"${pin_lg[@]}" "$LG" realtime --port 0 --key sk-bench --tls "$T/srv.pem" "$T/srv.key" \
     --reply-ms 3000 --burst-factor 5 --stamp "$T/st-rt" --proc 0 >"$T/rt.out" 2>"$T/rt.err" &
 rt=$!
 pids+=("$rt")
@@ -61,7 +68,7 @@ env -i PATH="$PATH" HOST=127.0.0.1 PORT=0 OPENAI_API_KEY=sk-bench \
     PUBLIC_WS_URL=wss://example.com/ws/twilio MAX_CALLS=$((N + 10)) \
     HTTP_MAX_CONNECTIONS=$((N * 2 + 100)) OPENAI_TRANSCRIPTION_MODEL= \
     INBOUND_BATCH_MS="${BENCH_BATCH_MS:-20}" INBOUND_SILENCE_HOLD_MS="${BENCH_HOLD_MS:-100}" \
-    "$BIN" --env-file "$T/none" >"$T/daemon.log" 2>&1 &
+    "${pin_d[@]}" "$BIN" --env-file "$T/none" >"$T/daemon.log" 2>&1 &
 d=$!
 pids+=("$d")
 for _ in $(seq 1 100); do
@@ -77,7 +84,7 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 rss_idle=$(rss "$d")
 
-"$LG" twilio --port "$port" --calls "$N" --audio "$T/script.ulaw" --ramp-ms "$RAMP" \
+"${pin_lg[@]}" "$LG" twilio --port "$port" --calls "$N" --audio "$T/script.ulaw" --ramp-ms "$RAMP" \
     --stamp "$T/st-tw" --proc 0 >"$T/twilio.out" 2>"$T/twilio.err" &
 tw=$!
 pids+=("$tw")

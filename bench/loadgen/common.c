@@ -316,6 +316,30 @@ const char *lg_json_str(const char *js, size_t n, const char *key, size_t *vlen)
     return v;
 }
 
+/* --- loop turns --- */
+
+static void lg_coalesce_cb(uv_prepare_t *h)
+{
+    struct lg_coalesce *c = h->data;
+    uint64_t now = lg_now_ns();
+    if (c->last_ns && now - c->last_ns < c->gap_ns) {
+        struct timespec ts = {0, (long)(c->gap_ns - (now - c->last_ns))};
+        nanosleep(&ts, NULL);
+        now = lg_now_ns();
+    }
+    c->last_ns = now;
+}
+
+void lg_coalesce_start(struct lg_coalesce *c, uv_loop_t *loop, unsigned gap_us)
+{
+    c->gap_ns = (uint64_t)gap_us * 1000;
+    c->last_ns = 0;
+    uv_prepare_init(loop, &c->prepare);
+    c->prepare.data = c;
+    uv_prepare_start(&c->prepare, lg_coalesce_cb);
+    uv_unref((uv_handle_t *)&c->prepare); /* it never keeps the loop alive */
+}
+
 /* --- stamps (lg.h) --- */
 
 #define LG_MARKER 0x70

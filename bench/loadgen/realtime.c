@@ -39,16 +39,13 @@
  * once per callback (one write / SSL_write). One uv_timer per session paces its response
  * from the moment its VAD fired. A session whose output passes 4 MiB (peer not reading) is
  * no longer read nor advanced until it drains below 1 MiB; its reply then goes on at its pace.
- * --coalesce-us: each wakeup of the loop costs a context switch (about 10 us on the 2-core
- * VM of make bench), and under load the loop woke every 50-300 us for one or two messages.
- * When a loop turn comes less than N us after the previous one, the loop first sleeps for
- * the rest of the N us, so that one turn handles all that arrived meanwhile (1,000 sessions:
- * 15-25% less CPU). The price: a message read, or a timer run, up to N us later, only
- * under load; timers' share shows in PREFIX.lag, the inbound stamps (time of read) carry
- * it too. PREFIX.lag also holds libuv's millisecond timer granularity (p50 about 0.7 ms).
- * Measured there: 0.41-0.45 ms of CPU per call-second at 200 calls through the daemon; about
- * half a core for 1,000 sessions x 50 appends/s, most of it one read() and one TLS record per
- * append, epoll and the writes (kernel and OpenSSL), not this file. */
+ * --coalesce-us: at most one loop turn per N us under load (lg_coalesce_start, lg.h):
+ * 15-25% less CPU at 1,000 sessions, for reads and timers up to N us later. PREFIX.lag
+ * also holds libuv's millisecond timer granularity (p50 about 0.7 ms).
+ * Measured: 0.41-0.45 ms of CPU per call-second at 200 calls through the daemon; about half
+ * a core for 1,000 sessions x 50 appends/s, most of it one read() and one TLS record per
+ * append, epoll and the writes (kernel and OpenSSL), not this file.
+ */
 #include "lg.h"
 
 #include <arpa/inet.h>
@@ -3008,24 +3005,6 @@ static void accept_cb(uv_poll_t *h, int status, int events)
     }
 }
 
-/* ---- coalescing (--coalesce-us) ---- */
-
-/* Before the loop polls: when the previous turn began less than N us ago, sleep out the
- * rest, so that this turn finds all that arrived meanwhile. */
-static void coalesce_cb(uv_prepare_t *h)
-{
-    (void)h;
-    static uint64_t last;
-    const uint64_t gap = (uint64_t)O.coalesce_us * 1000;
-    uint64_t now = lg_now_ns();
-    if (last && now - last < gap) {
-        struct timespec ts = {0, (long)(gap - (now - last))};
-        nanosleep(&ts, NULL);
-        now = lg_now_ns();
-    }
-    last = now;
-}
-
 /* ---- summary and exit ---- */
 
 static void j_summary(void)
@@ -3257,11 +3236,9 @@ int lg_realtime_main(int argc, char **argv)
     uv_signal_start(&sig_int, on_signal, SIGINT);
     printf("{\"listening\":%d}\n", port);
     fflush(stdout);
-    static uv_prepare_t coalesce;
-    if (O.coalesce_us) {
-        uv_prepare_init(L, &coalesce);
-        uv_prepare_start(&coalesce, coalesce_cb);
-    }
+    static struct lg_coalesce coalesce;
+    if (O.coalesce_us)
+        lg_coalesce_start(&coalesce, L, (unsigned)O.coalesce_us);
     uv_run(L, UV_RUN_DEFAULT);
     return 0;
 }

@@ -18,6 +18,7 @@
  *                   -39 dBFS: what the daemon may hold, INBOUND_SILENCE_HOLD_MS)
  *   --proc N        this process's stamp id spaces: N and N + 1, 0-6 (0)
  *   --seed S        random phases and SIDs (time)
+ *   --coalesce-us N under load, at most one loop turn per N us (500; 0: off; lg.h)
  *
  * Late frames, as twilio.js: audio due while the playback queue was empty between two
  * marks of one item (same g<gen>:<item> prefix) came too late to play on time.
@@ -46,7 +47,7 @@
 
 struct tw_opts {
     const char *host, *path, *audio_file, *stamp;
-    int port, calls, ramp_ms, timeout_ms, proc;
+    int port, calls, ramp_ms, timeout_ms, proc, coalesce_us;
     unsigned seed;
 };
 
@@ -101,6 +102,7 @@ struct tw_gen {
     int live; /* calls not done */
     struct lg_stamps stamps;       /* frames with sound; this process's timer lateness */
     struct lg_stamps quiet_stamps; /* quiet frames */
+    struct lg_coalesce coalesce;
     struct sockaddr_in addr;
     uint64_t tick_due;
     char account_sid[40];
@@ -520,6 +522,8 @@ static void tw_on_closed(uv_handle_t *h)
     if (--c->g->live == 0) {
         uv_timer_stop(&c->g->tick);
         uv_close((uv_handle_t *)&c->g->tick, NULL);
+        if (c->g->o.coalesce_us)
+            uv_close((uv_handle_t *)&c->g->coalesce.prepare, NULL);
     }
 }
 
@@ -635,7 +639,7 @@ static int tw_usage(const char *msg)
 static int tw_opts_parse(struct tw_opts *o, int argc, char **argv)
 {
     *o = (struct tw_opts){.host = "127.0.0.1", .path = "/ws/twilio", .calls = 1, .ramp_ms = 1000,
-                          .timeout_ms = -1, .seed = (unsigned)lg_now_ns()};
+                          .timeout_ms = -1, .seed = (unsigned)lg_now_ns(), .coalesce_us = 500};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
@@ -661,13 +665,16 @@ static int tw_opts_parse(struct tw_opts *o, int argc, char **argv)
             o->proc = (int)strtol(v, NULL, 10);
         else if (!strcmp(a, "--seed"))
             o->seed = (unsigned)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--coalesce-us"))
+            o->coalesce_us = (int)strtol(v, NULL, 10);
         else
             return tw_usage("unknown option");
     }
     if (o->port <= 0 || o->port > 65535 || !o->audio_file)
         return tw_usage("--port and --audio are required");
-    if (o->calls < 1 || o->calls > 100000 || o->proc < 0 || o->proc > 6 || o->ramp_ms < 0)
-        return tw_usage("--calls 1-100000, --proc 0-6, --ramp-ms >= 0");
+    if (o->calls < 1 || o->calls > 100000 || o->proc < 0 || o->proc > 6 || o->ramp_ms < 0 ||
+        o->coalesce_us < 0 || o->coalesce_us > 100000)
+        return tw_usage("--calls 1-100000, --proc 0-6, --ramp-ms >= 0, --coalesce-us 0-100000");
     return 0;
 }
 
@@ -724,6 +731,8 @@ int lg_twilio_main(int argc, char **argv)
     uv_timer_init(g.loop, &g.tick);
     g.tick.data = &g;
     uv_timer_start(&g.tick, tw_on_tick, 1, 1);
+    if (g.o.coalesce_us)
+        lg_coalesce_start(&g.coalesce, g.loop, (unsigned)g.o.coalesce_us);
     uv_run(g.loop, UV_RUN_DEFAULT);
 
     uint64_t late_b = 0, late_e = 0, clears = 0, marks = 0, frames = 0, bytes = 0;

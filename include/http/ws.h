@@ -51,11 +51,18 @@ bool va_ws_offers_protocol(const struct va_http_req *req, const char *proto);
  * U+10FFFF, no truncated sequence at the end. Pure. */
 bool va_ws_utf8_valid(const char *s, size_t len);
 
+/* Bytes asked of the socket per read. */
+#define VA_WS_READ_BUF (16 * 1024)
+
 struct va_ws_cfg {
     size_t max_message;        /* reassembled message bound, e.g. 64 KiB for Twilio */
     size_t max_queue;          /* unsent bytes bound, e.g. 256 KiB */
     uint32_t close_timeout_ms; /* wait for the peer's Close after ours, e.g. 5000 */
     int sndbuf;                /* SO_SNDBUF for the socket, 0 = kernel default */
+    /* VA_WS_READ_BUF bytes that connections on one loop may share (a read is consumed
+     * before its callback returns), owned by the caller and outliving the connection;
+     * NULL: a buffer allocated per read. */
+    char *read_buf;
 };
 
 struct va_ws_cb {

@@ -45,7 +45,7 @@
 #include "http/server.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_READ_BUF (16 * 1024)
+#define WS_READ_BUF VA_WS_READ_BUF
 /* A server frame header: 2 bytes plus up to 8 of length, never a mask. */
 #define WS_MAX_HEADER 10
 #define WS_MAX_REASON 123
@@ -118,6 +118,15 @@ bool va_ws_utf8_valid(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     const unsigned char *end = p + len;
     while (p < end) {
+        /* ASCII, all of a Twilio message: 8 bytes at a time */
+        if (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                p += 8;
+                continue;
+            }
+        }
         unsigned c = *p;
         if (c < 0x80) {
             p++;
@@ -468,12 +477,13 @@ static void ws_flush(struct va_ws *ws)
 
 static void ws_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    (void)h;
+    struct va_ws *ws = h->data;
     (void)hint;
     /* Each read is consumed before its callback returns, so the buffer lives only that
-     * long: one allocation reused by the allocator across connections, not 16 KiB kept
-     * by each of them. */
-    *buf = uv_buf_init(va_xmalloc(WS_READ_BUF), WS_READ_BUF);
+     * long: the owner's shared one, or one allocation reused by the allocator across
+     * connections, not 16 KiB kept by each of them. */
+    char *b = ws->cfg.read_buf ? ws->cfg.read_buf : va_xmalloc(WS_READ_BUF);
+    *buf = uv_buf_init(b, WS_READ_BUF);
 }
 
 static void ws_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -492,7 +502,8 @@ static void ws_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     ws->rptr = NULL; /* the buffer goes: nothing may pull from it later */
     ws->rlen = 0;
 out:
-    free(buf->base);
+    if (buf->base != ws->cfg.read_buf)
+        free(buf->base);
 }
 
 /* Backpressure: a peer that does not read our frames (pongs included) stops

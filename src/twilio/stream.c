@@ -43,6 +43,7 @@ struct tw_hub {
     uint8_t audio[STREAM_OUT_MAX];
     struct va_buf out;
     char err[160];
+    char read_buf[VA_WS_READ_BUF]; /* every stream's socket reads */
 };
 
 static void hub_on_tick(uv_timer_t *t)
@@ -359,6 +360,7 @@ void tw_stream_upgrade(struct va_ctx *ctx, struct va_http_conn *c, const struct 
         .max_queue = cfg->ws_max_send_queue_bytes,
         .close_timeout_ms = STREAM_CLOSE_TIMEOUT_MS,
         .sndbuf = STREAM_SNDBUF,
+        .read_buf = hub->read_buf,
     };
     struct va_ws_cb wcb = {.on_message = stream_on_message, .on_closed = stream_on_closed};
     err = va_ws_open(&s->ws, ctx->loop, ctx->log, fd, accept, NULL, pre, pre_len, s->remote, &wcfg,

@@ -238,6 +238,23 @@ static void test_utf8(void **state)
         assert_true(va_ws_utf8_valid(good[i].s, good[i].len));
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_false(va_ws_utf8_valid(bad[i].s, bad[i].len));
+    /* each case between ASCII runs of every length to 17: the 8-byte ASCII path meets it
+     * at every offset (a bad case stays bad with ASCII after it) */
+    char buf[64];
+    for (size_t pre = 0; pre <= 17; pre++) {
+        for (size_t post = 0; post <= 17; post += 3) {
+            for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                memset(buf, 'a', sizeof(buf));
+                memcpy(buf + pre, good[i].s, good[i].len);
+                assert_true(va_ws_utf8_valid(buf, pre + good[i].len + post));
+            }
+            for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                memset(buf, 'a', sizeof(buf));
+                memcpy(buf + pre, bad[i].s, bad[i].len);
+                assert_false(va_ws_utf8_valid(buf, pre + bad[i].len + post));
+            }
+        }
+    }
 }
 
 /* ---- loop fixture ---- */
