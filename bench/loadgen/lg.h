@@ -27,7 +27,7 @@ struct lg_buf {
     size_t cap;
 };
 void lg_buf_add(struct lg_buf *b, const void *data, size_t n);
-/* Room for n more bytes at lg_buf_end(b); lg_buf_commit(b, k) then keeps k of them. */
+/* Room for n more bytes after the data; lg_buf_commit(b, k) then keeps k of them. */
 uint8_t *lg_buf_room(struct lg_buf *b, size_t n);
 void lg_buf_commit(struct lg_buf *b, size_t n);
 static inline uint8_t *lg_buf_data(const struct lg_buf *b) { return b->p + b->off; }

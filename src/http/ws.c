@@ -45,7 +45,6 @@
 #include "http/server.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_READ_BUF VA_WS_READ_BUF
 /* A server frame header: 2 bytes plus up to 8 of length, never a mask. */
 #define WS_MAX_HEADER 10
 #define WS_MAX_REASON 123
@@ -482,8 +481,8 @@ static void ws_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     /* Each read is consumed before its callback returns, so the buffer lives only that
      * long: the owner's shared one, or one allocation reused by the allocator across
      * connections, not 16 KiB kept by each of them. */
-    char *b = ws->cfg.read_buf ? ws->cfg.read_buf : va_xmalloc(WS_READ_BUF);
-    *buf = uv_buf_init(b, WS_READ_BUF);
+    char *b = ws->cfg.read_buf ? ws->cfg.read_buf : va_xmalloc(VA_WS_READ_BUF);
+    *buf = uv_buf_init(b, VA_WS_READ_BUF);
 }
 
 static void ws_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -772,7 +771,7 @@ int va_ws_open(struct va_ws **out, uv_loop_t *loop, struct va_log *log, uv_os_so
     snprintf(ws->remote, sizeof(ws->remote), "%s", remote ? remote : "");
     /* The batch bound: max_queue of messages plus what one read's pongs and a
      * Close can add; past it wslay keeps frames queued (send_callback blocks). */
-    va_buf_init(&ws->out, cfg->max_queue + WS_READ_BUF + 4096);
+    va_buf_init(&ws->out, cfg->max_queue + VA_WS_READ_BUF + 4096);
     ws->tcp.data = ws->kick.data = ws->timer.data = ws->flush.data = ws;
     uv_timer_init(loop, &ws->kick);
     uv_timer_init(loop, &ws->timer);
