@@ -96,6 +96,14 @@ struct va_ws {
     uint8_t rx_op;     /* opcode of the frame being received */
     uint8_t cpay[125]; /* payload of a Close being received */
     size_t cpay_len;
+    /* wslay does not buffer data frames (no_buffering): a frame whole in one chunk goes
+     * to on_message from where wslay holds it; anything else is joined here */
+    uint8_t msg_op;     /* WSLAY_TEXT_FRAME or WSLAY_BINARY_FRAME of the message, 0: none */
+    bool rx_fin;        /* the frame being received ends its message */
+    bool rx_delivered;  /* ... and went to on_message whole */
+    uint64_t rx_len;    /* its payload length */
+    uint64_t rx_off;    /* its payload bytes seen */
+    struct va_buf msg;  /* a message in pieces, bounded by cfg.max_message */
     char remote[64];
 };
 
@@ -353,6 +361,7 @@ static void ws_on_handle_closed(uv_handle_t *h)
     if (ws->wslay)
         wslay_event_context_free(ws->wslay);
     va_buf_deinit(&ws->out);
+    va_buf_deinit(&ws->msg);
     free(ws->pre);
     free(ws);
 }
@@ -660,6 +669,34 @@ static void ws_wslay_frame_start(wslay_event_context_ptr ctx,
     (void)ctx;
     ws->rx_op = arg->opcode;
     ws->cpay_len = 0;
+    if (arg->opcode & 0x8)
+        return; /* control: between fragments too, never part of the message */
+    /* wslay has checked the order (a continuation only inside a message, no new one
+     * before the last ends); it bounds each frame, not the joined message */
+    if (arg->opcode != WSLAY_CONTINUATION_FRAME) {
+        ws->msg_op = arg->opcode;
+        va_buf_reset(&ws->msg);
+    }
+    ws->rx_fin = arg->fin;
+    ws->rx_delivered = false;
+    ws->rx_len = arg->payload_length;
+    ws->rx_off = 0;
+    if (ws->msg.len + arg->payload_length > ws->cfg.max_message)
+        ws_fail(ws, VA_WS_TOO_BIG, "message too big");
+}
+
+/* One whole message: the strict UTF-8 look, then the owner. */
+static void ws_deliver(struct va_ws *ws, const char *msg, size_t len)
+{
+    if (ws->state != WS_OPEN || ws->code)
+        return; /* closing: the owner asked for no more */
+    if (ws->msg_op == WSLAY_TEXT_FRAME && !va_ws_utf8_valid(msg, len)) {
+        /* wslay checks as it reads; this is the strict second look */
+        ws_fail(ws, VA_WS_INVALID_DATA, "text not UTF-8");
+        return;
+    }
+    ws->cb.on_message(ws->ud, ws->msg_op == WSLAY_TEXT_FRAME ? VA_WS_TEXT : VA_WS_BINARY, msg,
+                      len);
 }
 
 static void ws_wslay_frame_chunk(wslay_event_context_ptr ctx,
@@ -667,6 +704,19 @@ static void ws_wslay_frame_chunk(wslay_event_context_ptr ctx,
 {
     struct va_ws *ws = ud;
     (void)ctx;
+    if (!(ws->rx_op & 0x8)) {
+        if (ws->code)
+            return; /* failed or closing: nothing more is kept */
+        if (ws->rx_fin && ws->rx_off == 0 && arg->data_length == ws->rx_len && ws->msg.len == 0) {
+            /* the whole message in one piece (a Twilio frame nearly always): no copy */
+            ws->rx_delivered = true;
+            ws_deliver(ws, arg->data_length ? (const char *)arg->data : "", arg->data_length);
+        } else if (va_buf_append(&ws->msg, arg->data, arg->data_length)) {
+            ws_fail(ws, VA_WS_TOO_BIG, "message too big");
+        }
+        ws->rx_off += arg->data_length;
+        return;
+    }
     if (ws->rx_op != WSLAY_CONNECTION_CLOSE)
         return;
     size_t n = arg->data_length;
@@ -683,6 +733,16 @@ static void ws_wslay_frame_end(wslay_event_context_ptr ctx, void *ud)
 {
     struct va_ws *ws = ud;
     (void)ctx;
+    if (!(ws->rx_op & 0x8)) {
+        if (!ws->rx_fin)
+            return; /* more fragments to come */
+        if (!ws->rx_delivered)
+            ws_deliver(ws, ws->msg.data ? ws->msg.data : "", ws->msg.len);
+        ws->msg_op = 0;
+        va_buf_deinit(&ws->msg); /* a message in pieces is rare: its buffer is not kept */
+        va_buf_init(&ws->msg, ws->cfg.max_message);
+        return;
+    }
     if (ws->rx_op != WSLAY_CONNECTION_CLOSE || ws->code)
         return; /* not a Close, or ours went first: wslay just ends reading */
     if (ws->cpay_len == 1) {
@@ -708,25 +768,6 @@ static void ws_wslay_frame_end(wslay_event_context_ptr ctx, void *ud)
     /* wslay echoes code and reason */
     ws->code = code;
     ws_set_reason(ws, reason, rl);
-}
-
-static void ws_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-                         void *ud)
-{
-    struct va_ws *ws = ud;
-    (void)ctx;
-    if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
-        return; /* pings are answered by wslay; pongs need nothing; Close is above */
-    if (ws->state != WS_OPEN || ws->code)
-        return; /* closing: the owner asked for no more */
-    const char *msg = arg->msg ? (const char *)arg->msg : "";
-    if (arg->opcode == WSLAY_TEXT_FRAME && !va_ws_utf8_valid(msg, arg->msg_length)) {
-        /* wslay checks as it reads; this is the strict second look */
-        ws_fail(ws, VA_WS_INVALID_DATA, "text not UTF-8");
-        return;
-    }
-    ws->cb.on_message(ws->ud, arg->opcode == WSLAY_TEXT_FRAME ? VA_WS_TEXT : VA_WS_BINARY, msg,
-                      arg->msg_length);
 }
 
 static void ws_on_flush(uv_check_t *h)
@@ -772,6 +813,7 @@ int va_ws_open(struct va_ws **out, uv_loop_t *loop, struct va_log *log, uv_os_so
     /* The batch bound: max_queue of messages plus what one read's pongs and a
      * Close can add; past it wslay keeps frames queued (send_callback blocks). */
     va_buf_init(&ws->out, cfg->max_queue + VA_WS_READ_BUF + 4096);
+    va_buf_init(&ws->msg, cfg->max_message);
     ws->tcp.data = ws->kick.data = ws->timer.data = ws->flush.data = ws;
     uv_timer_init(loop, &ws->kick);
     uv_timer_init(loop, &ws->timer);
@@ -806,7 +848,6 @@ int va_ws_open(struct va_ws **out, uv_loop_t *loop, struct va_log *log, uv_os_so
         .on_frame_recv_start_callback = ws_wslay_frame_start,
         .on_frame_recv_chunk_callback = ws_wslay_frame_chunk,
         .on_frame_recv_end_callback = ws_wslay_frame_end,
-        .on_msg_recv_callback = ws_wslay_msg,
     };
     err = wslay_event_context_server_init(&ws->wslay, &wcb, ws);
     if (err) {
@@ -815,6 +856,9 @@ int va_ws_open(struct va_ws **out, uv_loop_t *loop, struct va_log *log, uv_os_so
         goto fail;
     }
     wslay_event_config_set_max_recv_msg_length(ws->wslay, cfg->max_message);
+    /* data frames reach us as chunks (ws_wslay_frame_chunk): no copy per message into
+     * wslay's queue and a second one to flatten it */
+    wslay_event_config_set_no_buffering(ws->wslay, 1);
     if (pre_len) {
         ws->pre = va_xmalloc(pre_len);
         memcpy(ws->pre, pre, pre_len);
