@@ -303,6 +303,33 @@ static void jq(const char *s, size_t n)
     JL("\"");
 }
 
+/* The raw text of a JSON string (quoted here), or null when !has. */
+static void jq_or_null(bool has, const char *s, size_t n)
+{
+    if (has)
+        jq(s, n);
+    else
+        JL("null");
+}
+
+/* s, JSON text already, or null when s is NULL. */
+static void jr_or_null(const char *s)
+{
+    if (s)
+        jr(s, strlen(s));
+    else
+        JL("null");
+}
+
+/* s as a JSON string, or null when s is NULL. */
+static void jc_or_null(const char *s)
+{
+    if (s)
+        jcstr(s);
+    else
+        JL("null");
+}
+
 /* The shortest %g that reads back as v (JSON.stringify of a number). */
 static void jnum(double v)
 {
@@ -722,10 +749,7 @@ static void send_error(struct conn *c, const char *type, const char *code, const
     JL(",\"error\":{\"type\":");
     jcstr(type ? type : "invalid_request_error");
     JL(",\"code\":");
-    if (code)
-        jcstr(code);
-    else
-        JL("null");
+    jc_or_null(code);
     JL(",\"message\":");
     jcstr(msg);
     JL(",\"param\":");
@@ -734,10 +758,7 @@ static void send_error(struct conn *c, const char *type, const char *code, const
     else
         JL("null");
     JL(",\"event_id\":");
-    if (eid)
-        jq(eid, eidn);
-    else
-        JL("null");
+    jq_or_null(eid, eid, eidn);
     JL("}");
     ev_end(c);
     verbose("session %u: error %s: %s", c->seq, code ? code : "null", msg);
@@ -875,10 +896,7 @@ static void j_resp_obj(const struct conn *c, const char *status)
     JL("\"status_details\":null,\"output\":[],\"conversation_id\":");
     j_resp_settings(c);
     JL("}},\"usage\":null,\"metadata\":");
-    if (r->metadata)
-        jr(r->metadata, strlen(r->metadata));
-    else
-        JL("null");
+    jr_or_null(r->metadata);
     JL("}");
 }
 
@@ -967,10 +985,7 @@ static void resp_finish(struct conn *c, bool completed, const char *reason)
     if (r->conv && it) {
         ev_begin(c, "conversation.item.done");
         JL(",\"previous_item_id\":");
-        if (r->has_prev)
-            jq(r->prev, strlen(r->prev));
-        else
-            JL("null");
+        jq_or_null(r->has_prev, r->prev, strlen(r->prev));
         JL(",\"item\":");
         j_item(c, it);
         ev_end(c);
@@ -999,10 +1014,7 @@ static void resp_finish(struct conn *c, bool completed, const char *reason)
        "\"cached_tokens\":0},\"output_token_details\":{\"text_tokens\":%u,\"audio_tokens\":%u}}",
        in_tok + out, in_tok, out, in_tok - 100, out < 20 ? out : 20, out > 20 ? out - 20 : 0);
     JL(",\"metadata\":");
-    if (r->metadata)
-        jr(r->metadata, strlen(r->metadata));
-    else
-        JL("null");
+    jr_or_null(r->metadata);
     JL("}");
     ev_end(c);
     resp_free(r);
@@ -1160,10 +1172,7 @@ static void resp_start(struct conn *c, struct jv params)
     if (r->conv) {
         ev_begin(c, "conversation.item.added");
         JL(",\"previous_item_id\":");
-        if (r->has_prev)
-            jq(r->prev, strlen(r->prev));
-        else
-            JL("null");
+        jq_or_null(r->has_prev, r->prev, strlen(r->prev));
         JL(",\"item\":");
         j_resp_item(c);
         ev_end(c);
@@ -1213,20 +1222,14 @@ static void commit_item(struct conn *c, unsigned u_n, double dur_ms)
     S.commits++;
     ev_begin(c, "input_audio_buffer.committed");
     JL(",\"previous_item_id\":");
-    if (has_prev)
-        jq(prev, prevn);
-    else
-        JL("null");
+    jq_or_null(has_prev, prev, prevn);
     jf(",\"item_id\":\"%s\"", id);
     ev_end(c);
     for (int k = 0; k < 2; k++) {
         it = item_find(c, id, (size_t)idn);
         ev_begin(c, k ? "conversation.item.done" : "conversation.item.added");
         JL(",\"previous_item_id\":");
-        if (has_prev)
-            jq(prev, prevn);
-        else
-            JL("null");
+        jq_or_null(has_prev, prev, prevn);
         JL(",\"item\":");
         j_item(c, it);
         ev_end(c);
@@ -2180,10 +2183,7 @@ static int on_item_create(struct conn *c, struct jv ev)
     for (int k = 0; k < 2; k++) {
         ev_begin(c, k ? "conversation.item.done" : "conversation.item.added");
         JL(",\"previous_item_id\":");
-        if (has_prev)
-            jq(pv, pvn);
-        else
-            JL("null");
+        jq_or_null(has_prev, pv, pvn);
         JL(",\"item\":");
         j_item(c, ni);
         ev_end(c);
