@@ -99,14 +99,16 @@ m1=$(mono); c1=$(cpu "$d"); r1=$(cpu "$rt"); w1=$(cpu "$tw"); t1=$(date +%s%N)
 curl -s "http://127.0.0.1:$port/metrics" >"$T/metrics1" || true
 rss_busy=$(rss "$d")
 wait "$tw" || true
+sleep 1
+rss_after=$(rss "$d") # every call over: what the process keeps
 kill -TERM "$rt" # it writes its stamps and its summary as it exits
 wait "$rt" || true
 
 node - "$T" "$N" "$SECS" "$hz" "$c0" "$c1" "$r0" "$r1" "$w0" "$w1" \
-    "$t0" "$t1" "$rss_idle" "$rss_busy" "$active" "$m0" "$m1" <<'JS'
+    "$t0" "$t1" "$rss_idle" "$rss_busy" "$active" "$m0" "$m1" "$rss_after" <<'JS'
 const fs = require('fs');
-const [dir, N, secs, hz, c0, c1, r0, r1, w0, w1, t0, t1, rssIdle, rssBusy, active, m0, m1] =
-  process.argv.slice(2);
+const [dir, N, secs, hz, c0, c1, r0, r1, w0, w1, t0, t1, rssIdle, rssBusy, active, m0, m1,
+  rssAfter] = process.argv.slice(2);
 const logf = `${dir}/daemon.log`;
 const n = Number(N), wall = (Number(t1) - Number(t0)) / 1e9;
 const ms = (a, b) => (Number(b) - Number(a)) * 1000 / Number(hz);
@@ -185,6 +187,7 @@ const out = {
   daemonCpuCoreShare: +(ms(c0, c1) / 1000 / wall).toFixed(3),
   rssIdleKiB: Number(rssIdle), rssBusyKiB: Number(rssBusy),
   rssPerCallKiB: +((Number(rssBusy) - Number(rssIdle)) / n).toFixed(1),
+  rssAfterCallsKiB: Number(rssAfter), // all calls over: growth the process keeps
   inboundLatencyUs: inbound, inboundQuietLatencyUs: inboundQuiet,
   outboundFirstFrameLatencyUs: outbound,
   daemonAddedInUs: daemonHist('voice_agent_added_latency_seconds', 'direction="in",'),
