@@ -129,8 +129,12 @@ static void tw_err(struct tw_call *c, const char *fmt, ...)
     char line[256];
     int k = snprintf(line, sizeof line, "%s\"call %d: ", g->n_errs > 1 ? "," : "", c->i);
     lg_buf_add(&g->errs, line, (size_t)k);
-    for (const char *p = msg; *p; p++) /* JSON string: our own messages, quotes escaped */
-        lg_buf_add(&g->errs, *p == '"' ? "'" : p, 1);
+    /* a JSON string: our messages quote the daemon's bytes, so what JSON would not take
+     * in a string (quotes, backslashes, control and non-ASCII bytes) becomes '?' */
+    for (const char *p = msg; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        lg_buf_add(&g->errs, ch == '"' || ch == '\\' || ch < 0x20 || ch > 0x7e ? "?" : p, 1);
+    }
     lg_buf_add(&g->errs, "\"", 1);
 }
 
