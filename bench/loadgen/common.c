@@ -1,7 +1,8 @@
 /* bench/loadgen/common.c: what both load generator roles share (see lg.h). */
 #include "lg.h"
 
-#include <openssl/evp.h>
+#include "twilio/media.h"
+
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,74 +214,19 @@ void lg_ws_rx_free(struct lg_ws_rx *rx)
     lg_buf_free(&rx->msg);
 }
 
-/* --- base64 --- */
+/* --- base64: the daemon's (src/twilio/media.c) --- */
 
 size_t lg_b64_enc(char *out, const uint8_t *in, size_t n)
 {
-    return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    size_t k = tw_b64_encode(out, in, n);
+    out[k] = '\0';
+    return k;
 }
 
-/* base64 digit values; 64: '=', 0xff: not base64 */
-static const uint8_t lg_b64_val[256] = {
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 62, 255, 255, 255, 63,
-    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 255, 255, 255, 64, 255, 255,
-    255, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 255, 255, 255, 255, 255,
-    255, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
-    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-};
-
-/* Strict: padded, no whitespace, a multiple of 4 long. */
 long lg_b64_dec(uint8_t *out, const char *in, size_t n)
 {
-    const uint8_t *s = (const uint8_t *)in;
-    if (n % 4)
-        return -1;
-    size_t k = 0, full = n;
-    if (n && s[n - 1] == '=')
-        full = n - 4; /* the last quantum has padding: done apart */
-    for (size_t i = 0; i < full; i += 4) {
-        unsigned a = lg_b64_val[s[i]], b = lg_b64_val[s[i + 1]], c = lg_b64_val[s[i + 2]],
-                 d = lg_b64_val[s[i + 3]];
-        if ((a | b | c | d) >= 64)
-            return -1;
-        unsigned v = a << 18 | b << 12 | c << 6 | d;
-        out[k++] = (uint8_t)(v >> 16);
-        out[k++] = (uint8_t)(v >> 8);
-        out[k++] = (uint8_t)v;
-    }
-    if (full < n) {
-        unsigned a = lg_b64_val[s[full]], b = lg_b64_val[s[full + 1]], c = lg_b64_val[s[full + 2]];
-        if (a >= 64 || b >= 64 || c == 0xff)
-            return -1;
-        unsigned v = a << 18 | b << 12;
-        out[k++] = (uint8_t)(v >> 16);
-        if (c != 64) { /* "xyz=" */
-            v |= c << 6;
-            out[k++] = (uint8_t)(v >> 8);
-        }
-    }
-    return (long)k;
-}
-
-/* --- G.711 mu-law (ITU-T G.711, bias 0x84) --- */
-
-int16_t lg_ulaw_dec(uint8_t u)
-{
-    u = (uint8_t)~u;
-    int t = ((u & 0x0f) << 3) + 0x84;
-    t <<= (u & 0x70) >> 4;
-    return (int16_t)((u & 0x80) ? 0x84 - t : t - 0x84);
+    size_t k = 0;
+    return tw_b64_decode(out, n / 4 * 3, in, n, &k) ? -1 : (long)k;
 }
 
 /* --- fixed-shape JSON --- */

@@ -55,14 +55,12 @@ int lg_ws_rx_run(struct lg_ws_rx *rx, int (*on_msg)(void *ud, int op, uint8_t *p
                  void *ud);
 void lg_ws_rx_free(struct lg_ws_rx *rx);
 
-/* base64 (padded). lg_b64_enc writes a NUL after its output: out needs n / 3 * 4 + 5
- * bytes. lg_b64_dec is strict (padded, no whitespace) and returns the decoded length
- * (at most n / 4 * 3), or -1. */
+/* base64 (padded), the daemon's tw_b64_* (src/twilio/media.c). lg_b64_enc writes a NUL
+ * after its output: out needs n / 3 * 4 + 5 bytes. lg_b64_dec is strict and returns the
+ * decoded length (at most n / 4 * 3), or -1. */
 size_t lg_b64_enc(char *out, const uint8_t *in, size_t n);
 long lg_b64_dec(uint8_t *out, const char *in, size_t n);
 
-/* G.711 mu-law to linear 16-bit. */
-int16_t lg_ulaw_dec(uint8_t u);
 
 /* Fixed-shape JSON: the string value of "key" (the first "key": at any depth), no escape
  * decoding (our peers' ids, names and base64 have none). NULL when absent. */

@@ -48,6 +48,8 @@
  */
 #include "lg.h"
 
+#include "audio/mulaw.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
@@ -127,7 +129,7 @@ __attribute__((format(printf, 1, 2))) static void verbose(const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- G.711 (tests/fakes/g711.js: the classic Sun g711.c, byte for byte) ---- */
+/* ---- G.711: mu-law is the daemon's (audio/mulaw.h); A-law as tests/fakes/g711.js (Sun g711.c) ---- */
 
 enum { F_PCM = 0, F_PCMU = 1, F_PCMA = 2 };
 static const char *const FMT_JSON[] = {"{\"type\":\"audio/pcm\",\"rate\":24000}",
@@ -149,28 +151,6 @@ static int16_t alaw_dec(uint8_t i)
     else
         s = (s + 0x108) << (seg - 1);
     return (int16_t)(a & 0x80 ? s : -s);
-}
-
-static uint8_t lin_to_ulaw(int pcm)
-{
-    static const int seg_end[8] = {0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff};
-    int mask;
-    pcm >>= 2;
-    if (pcm < 0) {
-        pcm = -pcm;
-        mask = 0x7f;
-    } else {
-        mask = 0xff;
-    }
-    if (pcm > 8159)
-        pcm = 8159;
-    pcm += 0x84 >> 2;
-    int seg = 0;
-    while (seg < 8 && pcm > seg_end[seg])
-        seg++;
-    if (seg >= 8)
-        return (uint8_t)(0x7f ^ mask);
-    return (uint8_t)((((seg << 4) | ((pcm >> (seg + 1)) & 0xf)) ^ mask) & 0xff);
 }
 
 static uint8_t lin_to_alaw(int pcm)
@@ -220,7 +200,7 @@ static const struct reply *reply_get(int f)
             r->audio[2 * i] = (uint8_t)(s & 0xff);
             r->audio[2 * i + 1] = (uint8_t)((s >> 8) & 0xff);
         } else {
-            r->audio[i] = f == F_PCMU ? lin_to_ulaw(s) : lin_to_alaw(s);
+            r->audio[i] = f == F_PCMU ? audio_mulaw_encode1((int16_t)s) : lin_to_alaw(s);
         }
     }
     r->chunk = (size_t)O.delta_ms * fmt_bpm(f);
@@ -3174,7 +3154,7 @@ int lg_realtime_main(int argc, char **argv)
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     for (int i = 0; i < 256; i++) {
-        int32_t u = lg_ulaw_dec((uint8_t)i), a = alaw_dec((uint8_t)i);
+        int32_t u = audio_mulaw_decode1((uint8_t)i), a = alaw_dec((uint8_t)i);
         SQ[0][i] = (uint32_t)(u * u);
         SQ[1][i] = (uint32_t)(a * a);
     }

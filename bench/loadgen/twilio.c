@@ -14,8 +14,8 @@
  *   --ramp-ms M     spread the call starts over M ms (1000)
  *   --timeout-ms T  a call not over T ms after its start is an error (audio + 30 s)
  *   --stamp PREFIX  frame stamps (lg.h): PREFIX.<proc>.sent, .recv, .lag for frames with
- *                   sound, PREFIX.<proc + 1>.sent for quiet ones (every code within
- *                   -39 dBFS: what the daemon may hold, INBOUND_SILENCE_HOLD_MS)
+ *                   sound, PREFIX.<proc + 1>.sent for quiet ones (audio_mulaw_quiet():
+ *                   what the daemon may hold, INBOUND_SILENCE_HOLD_MS)
  *   --proc N        this process's stamp id spaces: N and N + 1, 0-6 (0)
  *   --seed S        random phases and SIDs (time)
  *   --coalesce-us N under load, at most one loop turn per N us (500; 0: off; lg.h)
@@ -26,6 +26,8 @@
  * "clears", "marksEchoed", "sentFrames", "receivedBytes", "errors"). Exit 0 when every
  * call is ok. */
 #include "lg.h"
+
+#include "audio/mulaw.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -547,16 +549,6 @@ static void tw_call_finish(struct tw_call *c)
     uv_close((uv_handle_t *)&c->poll, tw_on_closed);
 }
 
-/* Every mu-law code within segments 0 and 1 (|x| <= 372, -39 dBFS): the daemon's
- * audio_mulaw_quiet(), the frames INBOUND_SILENCE_HOLD_MS may hold. */
-static int tw_quiet(const uint8_t *f)
-{
-    uint8_t all = 0xff;
-    for (size_t i = 0; i < TW_FRAME; i++)
-        all &= f[i];
-    return (all & 0x60) == 0x60;
-}
-
 /* Media due by now: one message per 20 ms of the script, then stop and Close. */
 static void tw_send_media(struct tw_call *c, uint64_t now)
 {
@@ -581,7 +573,7 @@ static void tw_send_media(struct tw_call *c, uint64_t now)
         memcpy(frame, g->audio + c->audio_off, take);
         memset(frame + take, 0xff, TW_FRAME - take);
         if (g->stamps.prefix && c->n_pending < 16) {
-            struct lg_stamps *st = tw_quiet(frame) ? &g->quiet_stamps : &g->stamps;
+            struct lg_stamps *st = audio_mulaw_quiet(frame, TW_FRAME) ? &g->quiet_stamps : &g->stamps;
             uint32_t id = lg_stamps_next(st);
             lg_tag_write(frame, id);
             c->pending_of[c->n_pending] = st;
