@@ -9,6 +9,9 @@
 #   BENCH_HOLD_MS (100: INBOUND_SILENCE_HOLD_MS)
 #   BENCH_RAMP_MS (1000 + 2 per call): calls start at random times within it, so their
 #   20 ms frames fall at random phases, as real calls do
+#   BENCH_INSTEP=1: every caller starts its script at the beginning, so all calls speak,
+#   are answered and barge in together (the worst case for memory: every reply's burst
+#   queued at once); by default each starts at a random point of the script's cycle
 #   BENCH_PIN=1: the daemon on CPU 0, both load generators on CPU 1 (taskset), so that
 #   the daemon never waits for a core its load generators hold
 #   VA_BIN (build/release/voice-agent), VA_LOADGEN (build/release/va-loadgen)
@@ -47,11 +50,17 @@ openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreates
 espeak-ng -s 170 -w "$T/speech.wav" "I would like to know the balance of my account please." 2>/dev/null
 sox "$T/speech.wav" -r 8000 -c 1 -e mu-law -t raw "$T/speech.ulaw"
 sil() { head -c $(($1 * 8)) /dev/zero | tr '\0' '\377'; }
+cycle_ms=$(((6500 * 8 + 2 * $(stat -c %s "$T/speech.ulaw")) / 8))
+# each call starts at a random point of the first cycle and speaks for SECS from there, so
+# the calls are at independent points of their conversations, as real calls are;
+# BENCH_INSTEP=1: every call from the start, all in step (their replies burst together)
+offset_ms=$cycle_ms
+[ -n "${BENCH_INSTEP:-}" ] && offset_ms=0
 {
     while :; do
         sil 1000; cat "$T/speech.ulaw"; sil 1500; cat "$T/speech.ulaw"; sil 3000
     done
-} | head -c $((SECS * 8000)) >"$T/script.ulaw"
+} | head -c $(((SECS * 1000 + offset_ms) * 8)) >"$T/script.ulaw"
 
 "${pin_lg[@]}" "$LG" realtime --port 0 --key sk-bench --tls "$T/srv.pem" "$T/srv.key" \
     --reply-ms 3000 --burst-factor 5 --stamp "$T/st-rt" --proc 0 >"$T/rt.out" 2>"$T/rt.err" &
@@ -79,23 +88,24 @@ done
 sleep 1
 # utime + stime of a process in clock ticks
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+stime() { awk '{print $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 mono() { node -e 'process.stdout.write(String(process.hrtime.bigint()))'; } # CLOCK_MONOTONIC ns
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 rss_idle=$(rss "$d")
 
 "${pin_lg[@]}" "$LG" twilio --port "$port" --calls "$N" --audio "$T/script.ulaw" --ramp-ms "$RAMP" \
-    --stamp "$T/st-tw" --proc 0 >"$T/twilio.out" 2>"$T/twilio.err" &
+    --offset-ms "$offset_ms" --stamp "$T/st-tw" --proc 0 >"$T/twilio.out" 2>"$T/twilio.err" &
 tw=$!
 pids+=("$tw")
 # steady window: from the end of the ramp + 3 s to 3 s before the first call ends
 warm=$(((RAMP + 999) / 1000 + 3))
 sleep "$warm"
-c0=$(cpu "$d"); r0=$(cpu "$rt"); w0=$(cpu "$tw"); t0=$(date +%s%N); m0=$(mono)
+c0=$(cpu "$d"); s0=$(stime "$d"); r0=$(cpu "$rt"); w0=$(cpu "$tw"); t0=$(date +%s%N); m0=$(mono)
 curl -s "http://127.0.0.1:$port/metrics" >"$T/metrics0" || true
 active=$(grep -c '"msg":"session ready"' "$T/daemon.log" || true)
 sleep $((SECS - warm - 3))
-m1=$(mono); c1=$(cpu "$d"); r1=$(cpu "$rt"); w1=$(cpu "$tw"); t1=$(date +%s%N)
+m1=$(mono); c1=$(cpu "$d"); s1=$(stime "$d"); r1=$(cpu "$rt"); w1=$(cpu "$tw"); t1=$(date +%s%N)
 curl -s "http://127.0.0.1:$port/metrics" >"$T/metrics1" || true
 rss_busy=$(rss "$d")
 wait "$tw" || true
@@ -104,11 +114,45 @@ rss_after=$(rss "$d") # every call over: what the process keeps
 kill -TERM "$rt" # it writes its stamps and its summary as it exits
 wait "$rt" || true
 
+# The floor: the least any bridge pays here per call-second, a read of each 20 ms frame and
+# a write of it, over plain TCP (bench/loadgen/floor.c), with N streams at random phases;
+# then reads alone. "user sys" in ms per stream-second.
+floor() {
+    local fsecs=${BENCH_FLOOR_SECONDS:-8} pin pout rl st a b
+    "${pin_d[@]}" "$LG" relay --forward "$1" >"$T/relay.out" 2>&1 &
+    rl=$!
+    pids+=("$rl")
+    for _ in $(seq 1 100); do
+        read -r pin pout < <(sed -n 's/^{"listening":\[\([0-9]*\),\([0-9]*\)\]}$/\1 \2/p' \
+            "$T/relay.out") || true
+        [ -n "${pin:-}" ] && break
+        sleep 0.1
+    done
+    "${pin_lg[@]}" "$LG" streams --in "$pin" --out "$pout" --calls "$N" --ramp-ms "$RAMP" \
+        --seconds $((warm + fsecs + 1)) >"$T/streams.out" 2>&1 &
+    st=$!
+    sleep "$warm"
+    a=$(awk '{print $14, $15}' "/proc/$rl/stat")
+    sleep "$fsecs"
+    b=$(awk '{print $14, $15}' "/proc/$rl/stat")
+    wait "$st" || true
+    kill -TERM "$rl" 2>/dev/null || true
+    wait "$rl" || true
+    echo "$a $b" | awk -v n="$N" -v s="$fsecs" -v hz="$hz" \
+        '{k = 1000 / hz / (n * s); printf "%.4f %.4f\n", ($3 - $1) * k, ($4 - $2) * k}'
+}
+floor_fwd="null null" floor_read="null null"
+if [ "${BENCH_FLOOR:-1}" != 0 ]; then
+    floor_fwd=$(floor 1)
+    floor_read=$(floor 0)
+fi
+
 node - "$T" "$N" "$SECS" "$hz" "$c0" "$c1" "$r0" "$r1" "$w0" "$w1" \
-    "$t0" "$t1" "$rss_idle" "$rss_busy" "$active" "$m0" "$m1" "$rss_after" <<'JS'
+    "$t0" "$t1" "$rss_idle" "$rss_busy" "$active" "$m0" "$m1" "$rss_after" "$s0" "$s1" \
+    "$offset_ms" $floor_fwd $floor_read <<'JS'
 const fs = require('fs');
 const [dir, N, secs, hz, c0, c1, r0, r1, w0, w1, t0, t1, rssIdle, rssBusy, active, m0, m1,
-  rssAfter] = process.argv.slice(2);
+  rssAfter, s0, s1, offsetMs, fwdUser, fwdSys, readUser, readSys] = process.argv.slice(2);
 const logf = `${dir}/daemon.log`;
 const n = Number(N), wall = (Number(t1) - Number(t0)) / 1e9;
 const ms = (a, b) => (Number(b) - Number(a)) * 1000 / Number(hz);
@@ -185,6 +229,8 @@ const out = {
   sessionsReadyAtWindowStart: Number(active),
   daemonCpuMsPerCallSecond: +(ms(c0, c1) / callSec).toFixed(4),
   daemonCpuCoreShare: +(ms(c0, c1) / 1000 / wall).toFixed(3),
+  daemonKernelMsPerCallSecond: +(ms(s0, s1) / callSec).toFixed(4), // stime, in the figure above
+  callsInStep: offsetMs === '0',
   rssIdleKiB: Number(rssIdle), rssBusyKiB: Number(rssBusy),
   rssPerCallKiB: +((Number(rssBusy) - Number(rssIdle)) / n).toFixed(1),
   rssAfterCallsKiB: Number(rssAfter), // all calls over: growth the process keeps
@@ -200,6 +246,11 @@ const out = {
   outboundBytesDropped: sum('outDropped'), inboundBytesDropped: sum('inDropped'),
   loadgenRealtimeCoreShare: +(ms(r0, r1) / 1000 / wall).toFixed(3),
   loadgenTwilioCoreShare: +(ms(w0, w1) / 1000 / wall).toFixed(3),
+  // the floor (bench/loadgen/floor.c): a plain relay's CPU per stream-second, same N
+  floorRelayMsPerCallSecond: fwdUser === 'null' ? null
+    : { user: Number(fwdUser), kernel: Number(fwdSys), total: +(Number(fwdUser) + Number(fwdSys)).toFixed(4) },
+  floorReadOnlyMsPerCallSecond: readUser === 'null' ? null
+    : { user: Number(readUser), kernel: Number(readSys), total: +(Number(readUser) + Number(readSys)).toFixed(4) },
   realtimePeer: rt,
   errors: ended.filter((l) => !/^stop$/.test(l.reason)).length,
   callerErrors: (tw.errors || []).slice(0, 10),

@@ -1,12 +1,14 @@
 /* bench/loadgen: the C load generator of make bench (bench/bench.sh).
  *
- * One binary, two roles, each its own process so that each gets a core of its own and its
+ * One binary, four roles, each its own process so that each gets a core of its own and its
  * CPU is counted apart:
  *   va-loadgen twilio ...    N callers: Twilio Media Streams over plain WebSocket to the
  *                            daemon, real-time paced at random phases, playback with mark
  *                            echoes, late-frame accounting (bench/loadgen/twilio.c)
  *   va-loadgen realtime ...  the OpenAI Realtime peer over TLS: session, server VAD,
  *                            replies in bursts, barge-in (bench/loadgen/realtime.c)
+ *   va-loadgen relay ...     the floor: the least any bridge does per frame (a read and a
+ *   va-loadgen streams ...   write over plain TCP), measured the same way (floor.c)
  * Both stamp frames (below) so that bench.sh can time each one from sender to receiver.
  * This file: what both roles share. */
 #ifndef VA_BENCH_LG_H
@@ -118,5 +120,7 @@ void lg_coalesce_start(struct lg_coalesce *c, uv_loop_t *loop, unsigned gap_us);
 
 int lg_twilio_main(int argc, char **argv);
 int lg_realtime_main(int argc, char **argv);
+int lg_relay_main(int argc, char **argv);
+int lg_streams_main(int argc, char **argv);
 
 #endif

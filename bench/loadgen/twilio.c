@@ -12,6 +12,10 @@
  *   --audio FILE    raw mu-law 8 kHz the callers say; required
  *   --path PATH     WebSocket path (/ws/twilio)
  *   --ramp-ms M     spread the call starts over M ms (1000)
+ *   --offset-ms M   each call starts at a random point within the first M ms of the audio
+ *                   and says the audio's length - M from there: calls at independent points
+ *                   of their conversations, as real calls are (0: every call from the start,
+ *                   all of them in step with each other)
  *   --timeout-ms T  a call not over T ms after its start is an error (audio + 30 s)
  *   --stamp PREFIX  frame stamps (lg.h): PREFIX.<proc>.sent, .recv, .lag for frames with
  *                   sound, PREFIX.<proc + 1>.sent for quiet ones (audio_mulaw_quiet():
@@ -49,7 +53,7 @@
 
 struct tw_opts {
     const char *host, *path, *audio_file, *stamp;
-    int port, calls, ramp_ms, timeout_ms, proc, coalesce_us;
+    int port, calls, ramp_ms, offset_ms, timeout_ms, proc, coalesce_us;
     unsigned seed;
 };
 
@@ -73,7 +77,7 @@ struct tw_call {
     char call_sid[40], stream_sid[40];
     unsigned seq, chunk;
     uint64_t start_ns, next_ns; /* call start; when the next media message is due */
-    size_t audio_off;
+    size_t audio_off, audio_start, audio_end; /* the part of the script this call says */
     uint32_t pending_stamps[16];
     struct lg_stamps *pending_of[16];
     int n_pending;
@@ -555,7 +559,7 @@ static void tw_send_media(struct tw_call *c, uint64_t now)
     struct tw_gen *g = c->g;
     while (c->state == TW_OPEN && !c->stop_sent && c->next_ns <= now) {
         lg_lag(&g->stamps, now - c->next_ns);
-        if (c->audio_off >= g->audio_len) {
+        if (c->audio_off >= c->audio_end) {
             char js[256];
             int k = snprintf(js, sizeof js,
                              "{\"event\":\"stop\",\"sequenceNumber\":\"%u\",\"stop\":{\"accountSid\":"
@@ -569,7 +573,7 @@ static void tw_send_media(struct tw_call *c, uint64_t now)
             break;
         }
         uint8_t frame[TW_FRAME];
-        size_t take = g->audio_len - c->audio_off < TW_FRAME ? g->audio_len - c->audio_off : TW_FRAME;
+        size_t take = c->audio_end - c->audio_off < TW_FRAME ? c->audio_end - c->audio_off : TW_FRAME;
         memcpy(frame, g->audio + c->audio_off, take);
         memset(frame + take, 0xff, TW_FRAME - take);
         if (g->stamps.prefix && c->n_pending < 16) {
@@ -586,7 +590,7 @@ static void tw_send_media(struct tw_call *c, uint64_t now)
                          "{\"event\":\"media\",\"sequenceNumber\":\"%u\",\"media\":{\"track\":\"inbound\","
                          "\"chunk\":\"%u\",\"timestamp\":\"%llu\",\"payload\":\"%.*s\"},"
                          "\"streamSid\":\"%s\"}",
-                         ++c->seq, ++c->chunk, (unsigned long long)(c->audio_off / 8), (int)bl, b64,
+                         ++c->seq, ++c->chunk, (unsigned long long)((c->audio_off - c->audio_start) / 8), (int)bl, b64,
                          c->stream_sid);
         tw_send_text(c, js, (size_t)k);
         c->sent_frames++;
@@ -653,6 +657,8 @@ static int tw_opts_parse(struct tw_opts *o, int argc, char **argv)
             o->path = v;
         else if (!strcmp(a, "--ramp-ms"))
             o->ramp_ms = (int)strtol(v, NULL, 10);
+        else if (!strcmp(a, "--offset-ms"))
+            o->offset_ms = (int)strtol(v, NULL, 10);
         else if (!strcmp(a, "--timeout-ms"))
             o->timeout_ms = (int)strtol(v, NULL, 10);
         else if (!strcmp(a, "--stamp"))
@@ -669,8 +675,9 @@ static int tw_opts_parse(struct tw_opts *o, int argc, char **argv)
     if (o->port <= 0 || o->port > 65535 || !o->audio_file)
         return tw_usage("--port and --audio are required");
     if (o->calls < 1 || o->calls > 100000 || o->proc < 0 || o->proc > 6 || o->ramp_ms < 0 ||
-        o->coalesce_us < 0 || o->coalesce_us > 100000)
-        return tw_usage("--calls 1-100000, --proc 0-6, --ramp-ms >= 0, --coalesce-us 0-100000");
+        o->offset_ms < 0 || o->coalesce_us < 0 || o->coalesce_us > 100000)
+        return tw_usage("--calls 1-100000, --proc 0-6, --ramp-ms >= 0, --offset-ms >= 0, "
+                        "--coalesce-us 0-100000");
     return 0;
 }
 
@@ -696,6 +703,9 @@ int lg_twilio_main(int argc, char **argv)
         return 2;
     if (tw_read_file(g.o.audio_file, &g.audio, &g.audio_len) || !g.audio_len)
         return tw_usage("--audio: cannot read, or empty");
+    size_t span = (size_t)g.o.offset_ms * 8 / TW_FRAME * TW_FRAME; /* whole frames */
+    if (span >= g.audio_len)
+        return tw_usage("--offset-ms: less than the audio's length");
     if (g.o.timeout_ms < 0)
         g.o.timeout_ms = (int)(g.audio_len / 8) + g.o.ramp_ms + 30000;
     if (uv_ip4_addr(g.o.host, g.o.port, &g.addr))
@@ -722,6 +732,10 @@ int lg_twilio_main(int argc, char **argv)
         /* a random start within the ramp: calls at random phases of the 20 ms period */
         uint64_t r = ((uint64_t)rand_r(&g.o.seed) << 16) ^ (uint64_t)rand_r(&g.o.seed);
         c->start_ns = t0 + (g.o.ramp_ms ? r % ((uint64_t)g.o.ramp_ms * 1000000u) : 0);
+        r = ((uint64_t)rand_r(&g.o.seed) << 16) ^ (uint64_t)rand_r(&g.o.seed);
+        c->audio_start = span ? r % (span / TW_FRAME) * TW_FRAME : 0;
+        c->audio_off = c->audio_start;
+        c->audio_end = c->audio_start + g.audio_len - span;
     }
     g.live = g.o.calls;
     uv_timer_init(g.loop, &g.tick);

@@ -4,10 +4,13 @@
 # va-loadgen of the same build (ASan in make test), over TLS. Checks what must hold at any
 # speed: every call completes, every barge-in is truncated, no frame is lost either way,
 # nothing is dropped, no protocol error on either side. Timing figures are printed, not
-# asserted (a loaded CI machine is not a benchmark).
+# asserted (a loaded CI machine is not a benchmark). The calls run in step
+# (BENCH_INSTEP=1), so that each says its script from the start and barges in once; the
+# floor (a plain relay, bench/loadgen/floor.c) runs for 2 s per phase.
 . "$(dirname "$0")/lib.sh"
 N=12
 out=$(VA_LOADGEN="$(dirname "$VA_BIN")/va-loadgen" BENCH_CALLS=$N BENCH_SECONDS=12 \
+    BENCH_INSTEP=1 BENCH_FLOOR_SECONDS=2 \
     "$VA_ROOT/bench/bench.sh" 2>"$T/bench.err")
 printf '%s\n' "$out" >"$T/bench.json"
 FINISH_LOGS+=("$T/bench.err")
@@ -30,9 +33,12 @@ n=$(get inboundLatencyUs.frames)
 [ "$n" -gt 0 ] && ok || fail "no stamped caller frame found ($n)"
 n=$(get outboundFirstFrameLatencyUs.frames)
 [ "$n" -gt 0 ] && ok || fail "no stamped reply frame found ($n)"
-for k in daemonCpuMsPerCallSecond rssPerCallKiB loadgenTwilioCoreShare loadgenRealtimeCoreShare; do
+assert_eq true "$(get callsInStep)" "calls in step"
+for k in daemonCpuMsPerCallSecond daemonKernelMsPerCallSecond rssPerCallKiB \
+    loadgenTwilioCoreShare loadgenRealtimeCoreShare floorRelayMsPerCallSecond.total \
+    floorReadOnlyMsPerCallSecond.total; do
     v=$(get $k)
     case "$v" in '' | null | undefined) fail "$k not printed" ;; *) ok ;; esac
 done
-echo "bench figures (ASan build, not a measurement): cpu $(get daemonCpuMsPerCallSecond) ms/call-s, late $(get lateOutboundEvents)"
+echo "bench figures (ASan build, not a measurement): cpu $(get daemonCpuMsPerCallSecond) ms/call-s, late $(get lateOutboundEvents), floor $(get floorRelayMsPerCallSecond.total) ms/stream-s"
 finish
