@@ -1,6 +1,7 @@
 /* bench/loadgen/common.c: what both load generator roles share (see lg.h). */
 #include "lg.h"
 
+#include "http/ws.h"
 #include "twilio/media.h"
 
 #include <openssl/rand.h>
@@ -87,22 +88,6 @@ static size_t lg_ws_head(uint8_t *h, int opcode, size_t n, int masked)
     return k;
 }
 
-static void lg_mask(uint8_t *p, size_t n, const uint8_t key[4])
-{
-    uint32_t k4;
-    memcpy(&k4, key, 4);
-    uint64_t k8 = (uint64_t)k4 << 32 | k4;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) { /* the key repeats every 4 bytes: 8 at a time */
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        w ^= k8;
-        memcpy(p + i, &w, 8);
-    }
-    for (; i < n; i++)
-        p[i] ^= key[i & 3];
-}
-
 /* Frame of n payload bytes at the end of out; returns the payload's place. The mask,
  * when masked, is applied by lg_ws_seal once the payload is written. */
 static uint8_t *lg_ws_open(struct lg_buf *out, int opcode, size_t n, int masked, uint8_t **key)
@@ -130,7 +115,7 @@ void lg_ws_put(struct lg_buf *out, int opcode, const void *payload, size_t n, in
     uint8_t *p = lg_ws_open(out, opcode, n, masked, &key);
     memcpy(p, payload, n);
     if (key)
-        lg_mask(p, n, key);
+        va_ws_mask(p, p, n, key);
 }
 
 int lg_ws_rx_run(struct lg_ws_rx *rx, int (*on_msg)(void *ud, int op, uint8_t *p, size_t n),
@@ -173,7 +158,7 @@ int lg_ws_rx_run(struct lg_ws_rx *rx, int (*on_msg)(void *ud, int op, uint8_t *p
             break;
         uint8_t *p = b + k;
         if (key)
-            lg_mask(p, (size_t)n, key);
+            va_ws_mask(p, p, (size_t)n, key);
         if (op >= 8) { /* control: whole, may sit between fragments */
             if (!fin || n > 125)
                 return -1;
@@ -290,7 +275,10 @@ void lg_coalesce_start(struct lg_coalesce *c, uv_loop_t *loop, unsigned gap_us)
 
 #define LG_MARKER 0x70
 
-static uint8_t lg_code(unsigned v) { return (uint8_t)((v & 0x10 ? 0xf0 : 0x70) | (v & 0x0f)); }
+static uint8_t lg_code(unsigned v)
+{
+    return (uint8_t)((v & 0x10 ? 0xf0 : 0x70) | (v & 0x0f));
+}
 
 void lg_tag_write(uint8_t *p, uint32_t id)
 {

@@ -51,7 +51,10 @@ static void fl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     *b = uv_buf_init(r->buf, sizeof r->buf);
 }
 
-static void fl_free_handle(uv_handle_t *h) { free(h); }
+static void fl_free_handle(uv_handle_t *h)
+{
+    free(h);
+}
 
 static void fl_relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {

@@ -51,6 +51,10 @@ bool va_ws_offers_protocol(const struct va_http_req *req, const char *proto);
  * U+10FFFF, no truncated sequence at the end. Pure. */
 bool va_ws_utf8_valid(const char *s, size_t len);
 
+/* dst[i] = src[i] ^ key[i % 4] for i < len: RFC 6455 masking, either way (dst may be
+ * src). Eight bytes at a time. Pure. */
+void va_ws_mask(void *dst, const void *src, size_t len, const unsigned char key[4]);
+
 /* Bytes asked of the socket per read. */
 #define VA_WS_READ_BUF (16 * 1024)
 

@@ -36,6 +36,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "http/ws.h"
 
 #define RT_MOD "realtime"
 #define RT_DEFAULT_CONNECT_TIMEOUT_MS 10000
@@ -53,7 +54,7 @@
 /* Entra ID bearer tokens reach a few KiB; the handshake is built in pt_serv_buf_size. */
 #define RT_AUTH_VALUE_MAX 8192
 #define RT_SERV_BUF (16 * 1024)
-#define RT_RX_CHUNK 2048 /* lws's receive buffer per connection: a 100 ms delta in one */
+#define RT_RX_CHUNK 2048         /* lws's receive buffer per connection: a 100 ms delta in one */
 #define RT_CLOSE_FLUSH_TICKS 200 /* 2 s */
 /* Framed bytes kept between flushes; a larger send buffer (a long session.update) is
  * released once written. */
@@ -103,7 +104,7 @@ struct rt_client {
     /* Messages framed by us (rt_ws_frame), in order, not yet handed to lws: one
      * lws_write (one TLS record) per flush, whatever the loop turn queued. */
     struct va_buf tx;
-    size_t queued, max_queue; /* payload bytes in tx, and their bound */
+    size_t queued, max_queue;     /* payload bytes in tx, and their bound */
     struct rt_client *flush_next; /* on rt_lws.flush_head: messages queued this loop turn */
     bool flush_pending;
 
@@ -155,8 +156,8 @@ static int rt_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 /* protocols[0]: WSI_DESTROY always lands there. No subprotocol on the wire: the
  * name only binds our client wsi (local_protocol_name). lws 4.1 allocates
  * rx_buffer_size per connection (0 would mean pt_serv_buf_size, 16 KiB); RECEIVE comes
- * in chunks of at most that, joined in rt_client.rx when there are several. tx_packet_size keeps each send
- * at up to RT_SERV_BUF: unset, lws would cut sends at rx_buffer_size too. */
+ * in chunks of at most that, joined in rt_client.rx when there are several. tx_packet_size keeps
+ * each send at up to RT_SERV_BUF: unset, lws would cut sends at rx_buffer_size too. */
 static const struct lws_protocols rt_protocols[] = {
     {"va-realtime", rt_lws_callback, 0, RT_RX_CHUNK, 0, NULL, RT_SERV_BUF},
     {NULL, NULL, 0, 0, 0, NULL, 0},
@@ -347,21 +348,7 @@ size_t rt_ws_frame(unsigned char *out, const void *payload, size_t len, const un
     }
     memcpy(out + h, key, 4);
     h += 4;
-    const unsigned char *src = payload;
-    unsigned char *dst = out + h;
-    /* eight bytes at a time: the key repeats every 4, so the word is the key twice */
-    uint64_t k8;
-    unsigned char kk[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
-    memcpy(&k8, kk, 8);
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, src + i, 8);
-        w ^= k8;
-        memcpy(dst + i, &w, 8);
-    }
-    for (; i < len; i++)
-        dst[i] = src[i] ^ key[i & 3];
+    va_ws_mask(out + h, payload, len, key);
     return h + len;
 }
 
@@ -1075,8 +1062,8 @@ int rt_client_send(struct rt_client *c, const char *data, size_t len)
     }
     if (va_buf_reserve(&c->tx, len + RT_FRAME_HEAD_MAX))
         return VA_EFULL;
-    c->tx.len += rt_ws_frame((unsigned char *)c->tx.data + c->tx.len, data, len,
-                             l->keys + l->keys_used);
+    c->tx.len +=
+        rt_ws_frame((unsigned char *)c->tx.data + c->tx.len, data, len, l->keys + l->keys_used);
     l->keys_used += 4;
     c->queued += len;
     /* written from the check phase of this loop turn (rt_lws_on_flush) */

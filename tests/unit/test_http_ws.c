@@ -769,6 +769,52 @@ static void test_split_every_byte(void **state)
     va_buf_deinit(&b);
 }
 
+/* Whole frames are taken without wslay (ws_fast_frames) while wslay stands between
+ * frames; a frame cut across reads is wslay's. Cut one frame at every offset, then
+ * whole ones: every message arrives once, in order, and the fast path picks up again
+ * in step with wslay. */
+static void test_fast_path_resumes(void **state)
+{
+    (void)state;
+    char text[300];
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = (char)('a' + i % 26);
+    struct va_buf cut, after;
+    va_buf_init(&cut, 1 << 16);
+    va_buf_init(&after, 1 << 16);
+    frame(&cut, true, 0, 1, true, text, sizeof(text)); /* 16-bit length */
+    frame(&after, true, 0, 1, true, "after", 5);       /* 7-bit length */
+    frame(&after, true, 0, 2, true, text, 126);        /* the smallest 16-bit length */
+    struct va_ws_cfg cfg = fx_cfg();
+    for (size_t k = 1; k < cut.len; k += (k < 12 ? 1 : 37)) {
+        struct fx f;
+        fx_open_ex(&f, &cfg, NULL, NULL, 0, 0);
+        f.echo = true;
+        expect_101(&f, NULL);
+        assert_true(cwrite(&f, cut.data, k));
+        pump_once(&f);
+        pump_once(&f);
+        struct va_buf rest;
+        va_buf_init(&rest, 1 << 16);
+        va_buf_append(&rest, cut.data + k, cut.len - k);
+        va_buf_append(&rest, after.data, after.len);
+        assert_true(cwrite(&f, rest.data, rest.len));
+        va_buf_deinit(&rest);
+        expect_frame(&f, 1, text, sizeof(text));
+        expect_frame(&f, 1, "after", 5);
+        expect_frame(&f, 2, text, 126);
+        /* the next read: whole frames again */
+        assert_true(cwrite(&f, after.data, after.len));
+        expect_frame(&f, 1, "after", 5);
+        expect_frame(&f, 2, text, 126);
+        assert_int_equal(f.nmsg, 5);
+        client_close(&f, 1000, "ok");
+        fx_finish(&f);
+    }
+    va_buf_deinit(&cut);
+    va_buf_deinit(&after);
+}
+
 static void test_length_edges(void **state)
 {
     (void)state;
@@ -1267,6 +1313,7 @@ int main(void)
         cmocka_unit_test(test_text_and_binary),
         cmocka_unit_test(test_fragments_with_ping),
         cmocka_unit_test(test_split_every_byte),
+        cmocka_unit_test(test_fast_path_resumes),
         cmocka_unit_test(test_length_edges),
         cmocka_unit_test(test_oversize_1009),
         cmocka_unit_test(test_bad_input),
