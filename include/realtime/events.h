@@ -169,4 +169,10 @@ struct rt_event {
 int rt_event_parse(struct rt_event *ev, const char *json, size_t len, uint8_t *audio,
                    size_t audio_cap, char *errbuf, size_t errbuf_len);
 
+/* rt_event_parse() always through cJSON. rt_event_parse() reads an audio delta of the
+ * service's compact shape in place (va_json_flat()) and everything else this way; the
+ * unit tests and the fuzz target hold the two to the same result. */
+int rt_event_parse_json(struct rt_event *ev, const char *json, size_t len, uint8_t *audio,
+                        size_t audio_cap, char *errbuf, size_t errbuf_len);
+
 #endif

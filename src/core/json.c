@@ -1,7 +1,8 @@
-/* src/core/json.c: JSON string escaping. */
+/* src/core/json.c: JSON string escaping; flat objects read in place. */
 #include "core/json.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #include "core/err.h"
 
@@ -81,4 +82,89 @@ int va_json_str(struct va_buf *out, const char *s, size_t len)
             out->data[start] = '\0';
     }
     return err;
+}
+
+/* ---- flat objects (json.h) ---- */
+
+bool va_json_span_is(const struct va_json_span *v, const char *lit)
+{
+    size_t n = strlen(lit);
+    return v->set && !v->num && v->n == n && memcmp(v->p, lit, n) == 0;
+}
+
+/* The string opening at s[*i]: no escape, no control byte (cJSON reads those the same
+ * way, but declining keeps this reader trivially equal to it). */
+static bool json_flat_str(const char *s, size_t len, size_t *i, struct va_json_span *out)
+{
+    if (*i >= len || s[*i] != '"')
+        return false;
+    size_t b = ++*i;
+    for (; *i < len; ++*i) {
+        unsigned char c = (unsigned char)s[*i];
+        if (c == '"') {
+            *out = (struct va_json_span){s + b, *i - b, true, false};
+            ++*i;
+            return true;
+        }
+        if (c == '\\' || c < 0x20)
+            return false;
+    }
+    return false;
+}
+
+/* A string, or digits with no leading zero (no sign, fraction or exponent: declined). */
+static bool json_flat_value(const char *s, size_t len, size_t *i, struct va_json_span *out)
+{
+    if (*i < len && s[*i] >= '0' && s[*i] <= '9') {
+        size_t b = *i;
+        while (*i < len && s[*i] >= '0' && s[*i] <= '9')
+            ++*i;
+        if ((s[b] == '0' && *i - b > 1) || *i - b > 15)
+            return false;
+        *out = (struct va_json_span){s + b, *i - b, true, true};
+        return true;
+    }
+    return json_flat_str(s, len, i, out);
+}
+
+static bool json_flat_obj(const char *s, size_t len, size_t *i, struct va_json_flat *f)
+{
+    if (*i >= len || s[*i] != '{')
+        return false;
+    ++*i;
+    if (*i < len && s[*i] == '}')
+        return ++*i, true;
+    for (;;) {
+        struct va_json_span k, v;
+        if (!json_flat_str(s, len, i, &k) || *i >= len || s[*i] != ':')
+            return false;
+        ++*i;
+        if (f->sub && va_json_span_is(&k, f->sub)) {
+            if (f->sub_seen || !json_flat_obj(s, len, i, f->sub_obj))
+                return false;
+            f->sub_seen = true;
+        } else {
+            if (!json_flat_value(s, len, i, &v))
+                return false;
+            for (size_t j = 0; j < f->n; j++) {
+                if (va_json_span_is(&k, f->keys[j])) {
+                    if (f->vals[j].set)
+                        return false;
+                    f->vals[j] = v;
+                }
+            }
+        }
+        if (*i >= len)
+            return false;
+        if (s[(*i)++] == '}')
+            return true;
+        if (s[*i - 1] != ',')
+            return false;
+    }
+}
+
+bool va_json_flat(const char *s, size_t len, struct va_json_flat *f)
+{
+    size_t i = 0;
+    return s && json_flat_obj(s, len, &i, f) && i == len;
 }

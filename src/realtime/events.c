@@ -790,8 +790,51 @@ static void rt_event_reset(struct rt_event *ev)
     ev->remaining_tokens = -1;
 }
 
+/* ---- the delta fast path ----
+ * A reply arrives as response.output_audio.delta messages of about 1 KB: cJSON would
+ * allocate a node per member and copy the base64 out before it is decoded. This reads the
+ * compact shape in place; anything it is not sure of goes the cJSON way. */
+static bool rt_fast_delta(struct rt_event *ev, const char *json, size_t len, uint8_t *audio,
+                          size_t audio_cap)
+{
+    static const char *const keys[] = {"type", "response_id", "item_id", "delta"};
+    struct va_json_span v[4] = {0};
+    struct va_json_flat f = {keys, v, 4, NULL, NULL, false};
+    if (!va_json_flat(json, len, &f) || !va_json_span_is(&v[0], "response.output_audio.delta"))
+        return false;
+    for (size_t j = 1; j < 4; j++)
+        if (!v[j].set || v[j].num)
+            return false;
+    size_t n;
+    if (v[1].n == 0 || v[1].n > RT_ID_MAX || v[2].n == 0 || v[2].n > RT_ID_MAX ||
+        tw_b64_decode(audio, audio ? audio_cap : 0, v[3].p, v[3].n, &n) != 0)
+        return false;
+    rt_event_reset(ev);
+    ev->type = RT_EV_AUDIO_DELTA;
+    memcpy(ev->type_name, v[0].p, v[0].n);
+    ev->type_name[v[0].n] = '\0';
+    memcpy(ev->response_id, v[1].p, v[1].n);
+    ev->response_id[v[1].n] = '\0';
+    memcpy(ev->item_id, v[2].p, v[2].n);
+    ev->item_id[v[2].n] = '\0';
+    ev->audio = audio;
+    ev->audio_len = n;
+    return true;
+}
+
 int rt_event_parse(struct rt_event *ev, const char *json, size_t len, uint8_t *audio,
                    size_t audio_cap, char *errbuf, size_t errbuf_len)
+{
+    if (rt_fast_delta(ev, json, len, audio, audio_cap)) {
+        if (errbuf && errbuf_len)
+            errbuf[0] = '\0';
+        return 0;
+    }
+    return rt_event_parse_json(ev, json, len, audio, audio_cap, errbuf, errbuf_len);
+}
+
+int rt_event_parse_json(struct rt_event *ev, const char *json, size_t len, uint8_t *audio,
+                        size_t audio_cap, char *errbuf, size_t errbuf_len)
 {
     struct rt_parse p = {errbuf, errbuf_len, NULL};
     enum rt_event_type type = RT_EV_OTHER;

@@ -391,77 +391,9 @@ static int md_event(struct md_parse *p, struct tw_event *ev, const cJSON *root, 
 /* ---- the media fast path ----
  * A media message as Twilio sends it, 50 a second per call: one flat object, no
  * whitespace, every value a string without escapes except "media", an object of such
- * strings. md_fast_media() reads exactly that shape in place (cJSON would allocate a
+ * strings. va_json_flat() reads exactly that shape in place (cJSON would allocate a
  * dozen nodes); anything else, a duplicated key or a value that would fail, it leaves
  * to the cJSON path, which then gives the same result or the error. */
-
-struct md_span {
-    const char *p;
-    size_t n;
-    bool set;
-};
-
-/* The string opening at s[*i]: no escape, no control byte (cJSON would read those the
- * same way, but declining keeps this path trivially equal to it). */
-static bool md_fast_str(const char *s, size_t len, size_t *i, struct md_span *out)
-{
-    if (*i >= len || s[*i] != '"')
-        return false;
-    size_t b = ++*i;
-    for (; *i < len; ++*i) {
-        unsigned char c = (unsigned char)s[*i];
-        if (c == '"') {
-            *out = (struct md_span){s + b, *i - b, true};
-            ++*i;
-            return true;
-        }
-        if (c == '\\' || c < 0x20)
-            return false;
-    }
-    return false;
-}
-
-/* {"key":"value",...} at s[*i]: values of keys[] land in vals[] (a repeat declines),
- * other keys' string values are skipped; "media" (when media is not NULL) is an object
- * read the same way into media[] with mkeys[]. */
-static bool md_fast_obj(const char *s, size_t len, size_t *i, const char *const *keys,
-                        struct md_span *vals, size_t nkeys, const char *const *mkeys,
-                        struct md_span *media, size_t nmkeys, bool *media_seen)
-{
-    if (*i >= len || s[*i] != '{')
-        return false;
-    ++*i;
-    if (*i < len && s[*i] == '}')
-        return ++*i, true;
-    for (;;) {
-        struct md_span k, v;
-        if (!md_fast_str(s, len, i, &k) || *i >= len || s[*i] != ':')
-            return false;
-        ++*i;
-        if (media && md_is(k.p, k.n, "media")) {
-            if (*media_seen ||
-                !md_fast_obj(s, len, i, mkeys, media, nmkeys, NULL, NULL, 0, NULL))
-                return false;
-            *media_seen = true;
-        } else {
-            if (!md_fast_str(s, len, i, &v))
-                return false;
-            for (size_t j = 0; j < nkeys; j++) {
-                if (md_is(k.p, k.n, keys[j])) {
-                    if (vals[j].set)
-                        return false;
-                    vals[j] = v;
-                }
-            }
-        }
-        if (*i >= len)
-            return false;
-        if (s[(*i)++] == '}')
-            return true;
-        if (s[*i - 1] != ',')
-            return false;
-    }
-}
 
 /* true when msg was a media message it could read, ev filled as the cJSON path would. */
 static bool md_fast_media(struct tw_event *ev, const char *msg, size_t len, uint8_t *audio,
@@ -469,21 +401,20 @@ static bool md_fast_media(struct tw_event *ev, const char *msg, size_t len, uint
 {
     static const char *const top[] = {"event", "sequenceNumber", "streamSid"};
     static const char *const sub[] = {"track", "chunk", "timestamp", "payload"};
-    struct md_span t[3] = {0}, m[4] = {0};
-    bool media_seen = false;
-    size_t i = 0;
-    if (!md_fast_obj(msg, len, &i, top, t, 3, sub, m, 4, &media_seen) || i != len ||
-        !media_seen)
+    struct va_json_span t[3] = {0}, m[4] = {0};
+    struct va_json_flat media = {sub, m, 4, NULL, NULL, false};
+    struct va_json_flat f = {top, t, 3, "media", &media, false};
+    if (!va_json_flat(msg, len, &f) || !f.sub_seen)
         return false;
     for (size_t j = 0; j < 3; j++)
-        if (!t[j].set)
+        if (!t[j].set || t[j].num)
             return false;
     for (size_t j = 0; j < 4; j++)
-        if (!m[j].set)
+        if (!m[j].set || m[j].num)
             return false;
     uint64_t seq, chunk, ts;
     size_t n;
-    if (!md_is(t[0].p, t[0].n, "media") || md_dec(t[1].p, t[1].n, &seq) != MD_DEC_OK ||
+    if (!va_json_span_is(&t[0], "media") || md_dec(t[1].p, t[1].n, &seq) != MD_DEC_OK ||
         t[2].n == 0 || t[2].n > TW_SID_MAX || md_dec(m[1].p, m[1].n, &chunk) != MD_DEC_OK ||
         md_dec(m[2].p, m[2].n, &ts) != MD_DEC_OK ||
         tw_b64_decode(audio, audio_cap, m[3].p, m[3].n, &n) != 0)

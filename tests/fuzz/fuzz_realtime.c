@@ -12,7 +12,8 @@
  * Oracles besides the sanitizers: a result is 0 with an event or VA_EPROTO/VA_ETOOBIG
  * with a reason; every string of the event is terminated within its array and text_len
  * is what is there; a delta decodes into a buffer of exactly its size and is VA_ETOOBIG
- * one byte short of it; every event built from the peer's strings is JSON. */
+ * one byte short of it; every event built from the peer's strings is JSON; the delta
+ * fast path and the cJSON path agree (rt_event_parse_json()). */
 #include <stdbool.h>
 #include <string.h>
 
@@ -112,6 +113,27 @@ static void rt_check_delta(const struct rt_event *ev, const uint8_t *msg, size_t
     free(again);
 }
 
+/* The delta fast path in rt_event_parse() and the cJSON-only rt_event_parse_json() give
+ * the same result on every input. */
+static void rt_check_same_path(const uint8_t *data, size_t size, int err, const struct rt_event *ev,
+                               size_t cap)
+{
+    struct rt_event *ref = malloc(sizeof(*ref));
+    uint8_t *ra = malloc(cap);
+    FUZZ_CHECK(ref && ra);
+    int rerr = rt_event_parse_json(ref, (const char *)data, size, ra, cap, NULL, 0);
+    FUZZ_CHECK(rerr == err && ref->type == ev->type);
+    if (!err) {
+        FUZZ_CHECK(strcmp(ref->type_name, ev->type_name) == 0);
+        FUZZ_CHECK(strcmp(ref->item_id, ev->item_id) == 0);
+        FUZZ_CHECK(strcmp(ref->response_id, ev->response_id) == 0);
+        FUZZ_CHECK(ref->audio_len == ev->audio_len && !ref->audio == !ev->audio);
+        FUZZ_CHECK(!ev->audio_len || memcmp(ra, ev->audio, ev->audio_len) == 0);
+    }
+    free(ra);
+    free(ref);
+}
+
 static void rt_check_event(const struct rt_event *ev)
 {
     FUZZ_CHECK(ev->type > RT_EV_NONE && ev->type <= RT_EV_OTHER);
@@ -143,6 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(ev && audio);
     char why[160];
     int err = rt_event_parse(ev, (const char *)data, size, audio, cap, why, sizeof(why));
+    rt_check_same_path(data, size, err, ev, cap);
     if (err) {
         FUZZ_CHECK(err == VA_EPROTO || err == VA_ETOOBIG);
         FUZZ_CHECK(ev->type == RT_EV_NONE);
