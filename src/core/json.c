@@ -99,6 +99,21 @@ static bool json_flat_str(const char *s, size_t len, size_t *i, struct va_json_s
     if (*i >= len || s[*i] != '"')
         return false;
     size_t b = ++*i;
+    /* 8 bytes at a time while none is a quote, a backslash or a control byte: the
+     * zero-byte test (x - 0x01..) & ~x & 0x80.. is non-zero exactly when some byte of x
+     * is 0 (of w ^ '"', w ^ '\\'), and with 0x20.. when some byte of w is below 0x20;
+     * the byte loop then finds which */
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (*i + 8 <= len) {
+        uint64_t w, q, bs;
+        memcpy(&w, s + *i, 8);
+        q = w ^ (ones * '"');
+        bs = w ^ (ones * '\\');
+        if (((q - ones) & ~q & highs) | ((bs - ones) & ~bs & highs) |
+            ((w - ones * 0x20) & ~w & highs))
+            break;
+        *i += 8;
+    }
     for (; *i < len; ++*i) {
         unsigned char c = (unsigned char)s[*i];
         if (c == '"') {

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -79,11 +80,36 @@ static void test_declined(void **state)
     assert_false(va_json_flat(NULL, 0, &f));
 }
 
+/* The string scan goes 8 bytes at a time: the quote, a backslash and a control byte
+ * are found at every offset, whatever bytes (>= 0x80 included) come before them. */
+static void test_every_offset(void **state)
+{
+    (void)state;
+    struct va_json_span v[2], m;
+    for (size_t n = 0; n < 40; n++) {
+        char s[64], t[64];
+        size_t k = (size_t)snprintf(s, sizeof(s), "{\"a\":\"");
+        for (size_t j = 0; j < n; j++)
+            s[k++] = (char)(j % 3 == 2 ? 0xc3 : 'a' + (char)(j % 26));
+        memcpy(t, s, k); /* the same prefix with a bad byte where the quote goes */
+        snprintf(s + k, sizeof(s) - k, "\"}");
+        assert_true(flat(s, v, &m));
+        assert_int_equal(v[0].n, n);
+        static const char bad[] = {'\\', '\n', 0x1f};
+        for (size_t b = 0; b < sizeof(bad); b++) {
+            t[k] = bad[b];
+            snprintf(t + k + 1, sizeof(t) - k - 1, "x\"}");
+            assert_false(flat(t, v, &m));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepted),
         cmocka_unit_test(test_declined),
+        cmocka_unit_test(test_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
