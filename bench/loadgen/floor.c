@@ -21,6 +21,7 @@
 #include "lg.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,7 @@ struct fl_stream {
     uv_tcp_t tcp;
     uv_connect_t req;
     uint64_t next_ns; /* 0: not connected */
+    bool source;      /* writes (to the relay's IN); else a sink */
 };
 
 struct fl_gen {
@@ -206,7 +208,7 @@ static void fl_gen_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     *b = uv_buf_init(g->rbuf, sizeof g->rbuf);
 }
 
-static void fl_src_connected(uv_connect_t *req, int status)
+static void fl_connected(uv_connect_t *req, int status)
 {
     struct fl_stream *s = req->data;
     struct fl_gen *g = s->tcp.loop->data;
@@ -214,18 +216,11 @@ static void fl_src_connected(uv_connect_t *req, int status)
         fprintf(stderr, "va-loadgen streams: connect: %s\n", uv_strerror(status));
         exit(1);
     }
-    uv_tcp_nodelay(&s->tcp, 1);
-    uint64_t r = ((uint64_t)rand_r(&g->seed) << 16) ^ (uint64_t)rand_r(&g->seed);
-    s->next_ns = lg_now_ns() + (g->ramp_ms ? r % ((uint64_t)g->ramp_ms * 1000000u) : 0) + 1;
-}
-
-static void fl_sink_connected(uv_connect_t *req, int status)
-{
-    struct fl_stream *s = req->data;
-    struct fl_gen *g = s->tcp.loop->data;
-    if (status) {
-        fprintf(stderr, "va-loadgen streams: connect: %s\n", uv_strerror(status));
-        exit(1);
+    if (s->source) {
+        uv_tcp_nodelay(&s->tcp, 1);
+        uint64_t r = ((uint64_t)rand_r(&g->seed) << 16) ^ (uint64_t)rand_r(&g->seed);
+        s->next_ns = lg_now_ns() + (g->ramp_ms ? r % ((uint64_t)g->ramp_ms * 1000000u) : 0) + 1;
+        return;
     }
     uv_read_start((uv_stream_t *)&s->tcp, fl_gen_alloc, fl_sink_read);
     /* sources only once every sink is there, so that the relay pairs them in order */
@@ -234,8 +229,9 @@ static void fl_sink_connected(uv_connect_t *req, int status)
     for (int i = 0; i < g->n; i++) {
         uv_tcp_init(g->loop, &g->src[i].tcp);
         g->src[i].req.data = &g->src[i];
+        g->src[i].source = true;
         uv_tcp_connect(&g->src[i].req, &g->src[i].tcp, (const struct sockaddr *)&g->in,
-                       fl_src_connected);
+                       fl_connected);
     }
 }
 
@@ -312,7 +308,7 @@ int lg_streams_main(int argc, char **argv)
         uv_tcp_init(g->loop, &g->snk[i].tcp);
         g->snk[i].req.data = &g->snk[i];
         uv_tcp_connect(&g->snk[i].req, &g->snk[i].tcp, (const struct sockaddr *)&g->out,
-                       fl_sink_connected);
+                       fl_connected);
         while (g->connected_sinks <= i)
             uv_run(g->loop, UV_RUN_ONCE);
     }
